@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Shared settings for the project scripts. Sourced, never run.
+# Every value can be overridden from the environment.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Everything a run creates (PostgreSQL cluster, radiusd config, headers, logs)
+# lives here; .gitignore keeps it out of git.
+STATE=${RLM_RUST_STATE:-$ROOT/.state}
+
+# FreeRADIUS headers: Debian's libfreeradius-dev plus the eight upstream
+# headers it lacks, laid out by scripts/setup (see FREERADIUS_INCLUDE in build.rs).
+export FREERADIUS_INCLUDE=${FREERADIUS_INCLUDE:-$STATE/freeradius-include}
+
+# Private PostgreSQL cluster (scripts/pg).
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_DIR=${PG_DIR:-$STATE/pg}
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-54329}
+PG_DB=${PG_DB:-radius}
+PG_ROLE=${PG_ROLE:-radius}
+RLM_RUST_DSN=${RLM_RUST_DSN:-host=$PG_HOST port=$PG_PORT user=$PG_ROLE dbname=$PG_DB}
+PG_DATA=${PG_DATA:-$PG_DIR/data}
+PG_LOG=${PG_LOG:-$PG_DIR/postgres.log}
+# Superuser of the private cluster (initdb -U): tests create a database per
+# test through it.
+PG_ADMIN=${PG_ADMIN:-postgres}
+PG_ADMIN_DSN=${PG_ADMIN_DSN:-host=$PG_HOST port=$PG_PORT user=$PG_ADMIN dbname=postgres}
+# Stock FreeRADIUS schema, loaded where the module's own migration is not
+# available yet (scripts/run) and by tests that compare with rlm_sql.
+PG_SCHEMA=${PG_SCHEMA:-/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql}
+
+# radiusd test/demo settings (scripts/raddb, scripts/run).
+STOCK_RADDB=${STOCK_RADDB:-/etc/freeradius/3.0}
+RADIUS_SECRET=${RADIUS_SECRET:-testing123}
+RADIUS_AUTH_PORT=${RADIUS_AUTH_PORT:-1812}
+RADIUS_ACCT_PORT=${RADIUS_ACCT_PORT:-1813}
+RLM_RUST_SO=${RLM_RUST_SO:-$ROOT/target/release/librlm_rust.so}
+
+RADIUSD=${RADIUSD:-freeradius}
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+die() { echo "ERROR: $*" >&2; exit 1; }
+
+# initdb/postgres refuse to run as root: use the postgres OS user then.
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+pg_psql() {
+	psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U "$PG_ROLE" -d "$PG_DB" "$@"
+}
+
+# cargo from rustup may not be on PATH in a non-login shell.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+	PATH=$HOME/.cargo/bin:$PATH
+fi
