@@ -1,0 +1,303 @@
+//! The module's configuration items, parsed and validated from the
+//! `name = value` pairs of its FreeRADIUS section. Validation lives here (not
+//! in the FFI layer) so every rule is tested without radiusd, and so the
+//! message that fails `freeradius -C` always names the item.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One configuration item: its name, default and one-line meaning. The
+/// module's documented config file (`freeradius-config/mods-available/rust`)
+/// lists exactly these.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemSpec {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub help: &'static str,
+}
+
+pub const ITEMS: &[ItemSpec] = &[
+    ItemSpec {
+        name: "dsn",
+        default: None,
+        help: "PostgreSQL connection string, libpq key=value or postgresql:// URL (required)",
+    },
+    ItemSpec {
+        name: "pool_size",
+        default: Some("8"),
+        help: "maximum number of PostgreSQL connections (1..=256)",
+    },
+    ItemSpec {
+        name: "connect_timeout",
+        default: Some("3.0"),
+        help: "seconds to wait for a new PostgreSQL connection",
+    },
+    ItemSpec {
+        name: "query_timeout",
+        default: Some("2.0"),
+        help: "seconds one request may wait for the database (pool + query) before it fails",
+    },
+    ItemSpec {
+        name: "store_rejected_password",
+        default: Some("no"),
+        help: "store the offered password of rejected requests in radpostauth.pass",
+    },
+    ItemSpec {
+        name: "sql_user_name",
+        default: Some("%{User-Name}"),
+        help: "xlat expansion giving the name looked up in the user tables",
+    },
+    ItemSpec {
+        name: "read_groups",
+        default: Some("yes"),
+        help: "process radusergroup groups when the user's reply has no Fall-Through",
+    },
+    ItemSpec {
+        name: "read_profiles",
+        default: Some("yes"),
+        help: "process User-Profile / default_profile groups when no Fall-Through is set",
+    },
+    ItemSpec {
+        name: "default_profile",
+        default: Some(""),
+        help: "profile whose groups apply when the user has no control:User-Profile",
+    },
+    ItemSpec {
+        name: "auto_migrate",
+        default: Some("yes"),
+        help: "create missing stock tables and rlm_rust's own tables at first connection",
+    },
+];
+
+/// A configuration problem, always tied to the item that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub item: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}': {}", self.item, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(item: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        item: item.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModuleConfig {
+    pub dsn: String,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub query_timeout: Duration,
+    pub store_rejected_password: bool,
+    pub sql_user_name: String,
+    pub read_groups: bool,
+    pub read_profiles: bool,
+    pub default_profile: Option<String>,
+    pub auto_migrate: bool,
+}
+
+impl ModuleConfig {
+    /// Builds the configuration from the section's pairs. Unknown or repeated
+    /// items are errors: a typo must not silently fall back to a default.
+    pub fn from_items<'a, I>(items: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        let mut values: Vec<Option<&'a str>> = vec![None; ITEMS.len()];
+        for (name, value) in items {
+            let idx = ITEMS.iter().position(|s| s.name == name).ok_or_else(|| {
+                let known: Vec<&str> = ITEMS.iter().map(|s| s.name).collect();
+                err(
+                    name,
+                    format!("unknown configuration item (known: {})", known.join(", ")),
+                )
+            })?;
+            if values[idx].replace(value).is_some() {
+                return Err(err(name, "given more than once"));
+            }
+        }
+        let get = |name: &str| -> Option<&'a str> {
+            let idx = ITEMS.iter().position(|s| s.name == name).expect("known item");
+            values[idx].or(ITEMS[idx].default)
+        };
+
+        let dsn = get("dsn")
+            .ok_or_else(|| err("dsn", "missing: set the PostgreSQL connection string"))?;
+        if dsn.trim().is_empty() {
+            return Err(err("dsn", "empty: set the PostgreSQL connection string"));
+        }
+        dsn.parse::<tokio_postgres::Config>()
+            .map_err(|e| err("dsn", format!("not a valid connection string: {e}")))?;
+
+        let pool_size = parse_int("pool_size", get("pool_size").unwrap_or_default(), 1, 256)?;
+        let connect_timeout = parse_seconds("connect_timeout", get("connect_timeout"))?;
+        let query_timeout = parse_seconds("query_timeout", get("query_timeout"))?;
+        let sql_user_name = get("sql_user_name").unwrap_or_default().to_string();
+        if sql_user_name.is_empty() {
+            return Err(err("sql_user_name", "empty: use e.g. \"%{User-Name}\""));
+        }
+        let default_profile = get("default_profile")
+            .filter(|p| !p.is_empty())
+            .map(str::to_string);
+
+        Ok(ModuleConfig {
+            dsn: dsn.to_string(),
+            pool_size: pool_size as usize,
+            connect_timeout,
+            query_timeout,
+            store_rejected_password: parse_bool(
+                "store_rejected_password",
+                get("store_rejected_password"),
+            )?,
+            sql_user_name,
+            read_groups: parse_bool("read_groups", get("read_groups"))?,
+            read_profiles: parse_bool("read_profiles", get("read_profiles"))?,
+            default_profile,
+            auto_migrate: parse_bool("auto_migrate", get("auto_migrate"))?,
+        })
+    }
+
+    /// The DSN with any password replaced, for logs.
+    pub fn dsn_for_log(&self) -> String {
+        redact_dsn(&self.dsn)
+    }
+}
+
+fn parse_int(item: &str, v: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n: u64 = v
+        .trim()
+        .parse()
+        .map_err(|_| err(item, format!("must be an integer {min}..={max}, got '{v}'")))?;
+    if !(min..=max).contains(&n) {
+        return Err(err(item, format!("must be {min}..={max}, got {n}")));
+    }
+    Ok(n)
+}
+
+fn parse_seconds(item: &str, v: Option<&str>) -> Result<Duration, ConfigError> {
+    let v = v.unwrap_or_default();
+    let secs: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| err(item, format!("must be a number of seconds, got '{v}'")))?;
+    if !(0.001..=600.0).contains(&secs) {
+        return Err(err(item, format!("must be 0.001..=600 seconds, got {v}")));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// FreeRADIUS' own spellings of a boolean.
+fn parse_bool(item: &str, v: Option<&str>) -> Result<bool, ConfigError> {
+    let v = v.unwrap_or_default();
+    match v.trim().to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" | "1" => Ok(true),
+        "no" | "off" | "false" | "0" => Ok(false),
+        _ => Err(err(item, format!("must be yes or no, got '{v}'"))),
+    }
+}
+
+/// Hides `password=...` in a libpq string and the password of a URL.
+pub fn redact_dsn(dsn: &str) -> String {
+    if let Some(rest) = dsn
+        .strip_prefix("postgresql://")
+        .or_else(|| dsn.strip_prefix("postgres://"))
+    {
+        let scheme = &dsn[..dsn.len() - rest.len()];
+        if let Some(at) = rest.find('@') {
+            let (userinfo, host) = rest.split_at(at);
+            if let Some(colon) = userinfo.find(':') {
+                return format!("{scheme}{}:***{host}", &userinfo[..colon]);
+            }
+        }
+        return dsn.to_string();
+    }
+    dsn.split_whitespace()
+        .map(|kv| {
+            if kv.to_ascii_lowercase().starts_with("password=") {
+                "password=***".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_only_dsn() {
+        let c = ModuleConfig::from_items([("dsn", "host=127.0.0.1 dbname=radius")]).unwrap();
+        assert_eq!(c.pool_size, 8);
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.query_timeout, Duration::from_secs(2));
+        assert!(!c.store_rejected_password);
+        assert_eq!(c.sql_user_name, "%{User-Name}");
+        assert!(c.read_groups && c.read_profiles && c.auto_migrate);
+        assert_eq!(c.default_profile, None);
+    }
+
+    #[test]
+    fn every_error_names_its_item() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "dsn"),
+            (&[("dsn", "  ")], "dsn"),
+            (&[("dsn", "host=x port=notaport")], "dsn"),
+            (&[("dsn", "host=x"), ("pool_size", "0")], "pool_size"),
+            (&[("dsn", "host=x"), ("pool_size", "many")], "pool_size"),
+            (&[("dsn", "host=x"), ("connect_timeout", "-1")], "connect_timeout"),
+            (&[("dsn", "host=x"), ("query_timeout", "soon")], "query_timeout"),
+            (&[("dsn", "host=x"), ("read_groups", "maybe")], "read_groups"),
+            (&[("dsn", "host=x"), ("pool_sise", "4")], "pool_sise"),
+            (&[("dsn", "host=x"), ("dsn", "host=y")], "dsn"),
+            (&[("dsn", "host=x"), ("sql_user_name", "")], "sql_user_name"),
+        ];
+        for (items, item) in cases {
+            let e = ModuleConfig::from_items(items.iter().copied()).unwrap_err();
+            assert_eq!(e.item, *item, "{items:?} -> {e}");
+            assert!(e.to_string().contains(item));
+        }
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let c = ModuleConfig::from_items([
+            ("dsn", "postgresql://radius@127.0.0.1/radius"),
+            ("pool_size", "32"),
+            ("query_timeout", "0.25"),
+            ("store_rejected_password", "yes"),
+            ("read_profiles", "off"),
+            ("default_profile", "guests"),
+        ])
+        .unwrap();
+        assert_eq!(c.pool_size, 32);
+        assert_eq!(c.query_timeout, Duration::from_millis(250));
+        assert!(c.store_rejected_password);
+        assert!(!c.read_profiles);
+        assert_eq!(c.default_profile.as_deref(), Some("guests"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_dsn("host=a password=secret user=b"),
+            "host=a password=*** user=b"
+        );
+        assert_eq!(
+            redact_dsn("postgresql://u:secret@h/db"),
+            "postgresql://u:***@h/db"
+        );
+        assert_eq!(redact_dsn("postgresql://u@h/db"), "postgresql://u@h/db");
+    }
+}

@@ -1,0 +1,17 @@
+use std::time::Duration;
+
+/// Errors the core reports to its callers. Messages are meant for an
+/// operator's log: they say what failed, never a password.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("no database connection: {0}")]
+    Pool(String),
+    #[error("database did not answer within {0:?} ({1})")]
+    Timeout(Duration, &'static str),
+    #[error("schema migration failed: {0}")]
+    Migration(String),
+    #[error("bad data in {table}: {message}")]
+    BadData { table: &'static str, message: String },
+}
