@@ -176,10 +176,7 @@ pub fn statements(status: AcctStatus) -> Vec<String> {
 
 /// Accounting-On/Off answer `ok` even when no session was open.
 pub fn empty_is_ok(status: AcctStatus) -> bool {
-    matches!(
-        status,
-        AcctStatus::AccountingOn | AcctStatus::AccountingOff
-    )
+    matches!(status, AcctStatus::AccountingOn | AcctStatus::AccountingOff)
 }
 
 #[cfg(test)]

@@ -126,7 +126,10 @@ impl ModuleConfig {
             }
         }
         let get = |name: &str| -> Option<&'a str> {
-            let idx = ITEMS.iter().position(|s| s.name == name).expect("known item");
+            let idx = ITEMS
+                .iter()
+                .position(|s| s.name == name)
+                .expect("known item");
             values[idx].or(ITEMS[idx].default)
         };
 
@@ -256,9 +259,18 @@ mod tests {
             (&[("dsn", "host=x port=notaport")], "dsn"),
             (&[("dsn", "host=x"), ("pool_size", "0")], "pool_size"),
             (&[("dsn", "host=x"), ("pool_size", "many")], "pool_size"),
-            (&[("dsn", "host=x"), ("connect_timeout", "-1")], "connect_timeout"),
-            (&[("dsn", "host=x"), ("query_timeout", "soon")], "query_timeout"),
-            (&[("dsn", "host=x"), ("read_groups", "maybe")], "read_groups"),
+            (
+                &[("dsn", "host=x"), ("connect_timeout", "-1")],
+                "connect_timeout",
+            ),
+            (
+                &[("dsn", "host=x"), ("query_timeout", "soon")],
+                "query_timeout",
+            ),
+            (
+                &[("dsn", "host=x"), ("read_groups", "maybe")],
+                "read_groups",
+            ),
             (&[("dsn", "host=x"), ("pool_sise", "4")], "pool_sise"),
             (&[("dsn", "host=x"), ("dsn", "host=y")], "dsn"),
             (&[("dsn", "host=x"), ("sql_user_name", "")], "sql_user_name"),

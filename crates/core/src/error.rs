@@ -13,5 +13,8 @@ pub enum Error {
     #[error("schema migration failed: {0}")]
     Migration(String),
     #[error("bad data in {table}: {message}")]
-    BadData { table: &'static str, message: String },
+    BadData {
+        table: &'static str,
+        message: String,
+    },
 }

@@ -32,6 +32,7 @@ const USER_DATA: &str = "WITH g AS (SELECT groupname, priority, id FROM raduserg
 pub struct Store {
     pool: Pool,
     query_timeout: Duration,
+    connect_timeout: Duration,
     /// The DSN to migrate with, when `auto_migrate` is on.
     migrate_dsn: Option<String>,
     migrated: OnceCell<()>,
@@ -74,6 +75,7 @@ impl Store {
         Ok(Store {
             pool,
             query_timeout: cfg.query_timeout,
+            connect_timeout: cfg.connect_timeout,
             migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
             migrated: OnceCell::new(),
         })
@@ -85,7 +87,10 @@ impl Store {
                 .get_or_try_init(|| schema::migrate(dsn))
                 .await?;
         }
-        self.pool.get().await.map_err(|e| Error::Pool(e.to_string()))
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::Pool(e.to_string()))
     }
 
     async fn deadline<T>(
@@ -96,6 +101,20 @@ impl Store {
         tokio::time::timeout(self.query_timeout, f)
             .await
             .map_err(|_| Error::Timeout(self.query_timeout, what))?
+    }
+
+    /// Connects (and migrates, with `auto_migrate`) once, so the first
+    /// request does not pay for it and the log says early whether the
+    /// database is there.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let limit = self.connect_timeout + self.query_timeout;
+        tokio::time::timeout(limit, async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
+        .map_err(|_| Error::Timeout(limit, "connect"))?
     }
 
     /// The stock tables' data for `username` (or a profile name).
@@ -291,7 +310,14 @@ mod tests {
     #[test]
     fn null_value_is_bad_data() {
         let e = assemble_user(
-            vec![(0, Some(String::new()), Some("A".into()), Some(":=".into()), None)].into_iter(),
+            vec![(
+                0,
+                Some(String::new()),
+                Some("A".into()),
+                Some(":=".into()),
+                None,
+            )]
+            .into_iter(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("radcheck"), "{e}");

@@ -1,0 +1,623 @@
+//! Safe wrappers over the few FreeRADIUS functions the module calls. Every
+//! raw pointer the server hands us is dereferenced here and nowhere else but
+//! in `module.rs` (the callbacks themselves).
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use radius_core::attrs::{AttrRow, FallThrough, Op, RowValue};
+use radius_core::authorize::{ListKind, PairEngine};
+
+use crate::sys;
+
+const TALLOC_LOCATION: &CStr = c"rlm_rust";
+
+/// A C string for the server; interior NULs (which no attribute name or
+/// printable value has) are dropped rather than failing a log line.
+pub fn cstring(s: &str) -> CString {
+    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "")).expect("no NUL left"))
+}
+
+/// Logs through radiusd's own log (stderr is not the server's log).
+pub fn radlog(level: sys::log_type_t, msg: &str) {
+    let msg = cstring(msg);
+    // SAFETY: "%s" with one valid NUL-terminated string matches radlog's
+    // printf contract; radlog copies the text before returning.
+    unsafe {
+        sys::radlog(level, c"%s".as_ptr(), msg.as_ptr());
+    }
+}
+
+/// The last error FreeRADIUS' library recorded for this thread.
+pub fn fr_strerror() -> String {
+    // SAFETY: fr_strerror returns a pointer to a thread-local buffer that
+    // stays valid until the next library call on this thread; we copy it.
+    unsafe {
+        let p = sys::fr_strerror();
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Logs `msg` as a configuration error pointing at `cs` (file and line).
+pub fn cf_log_err(cs: *const sys::CONF_SECTION, msg: &str) {
+    let msg = cstring(msg);
+    // SAFETY: cs is the module's live section (checked non-null by the
+    // caller) and the format takes exactly one string.
+    unsafe { sys::cf_log_err_cs(cs, c"%s".as_ptr(), msg.as_ptr()) }
+}
+
+/// One item of a module section: a `name = value` pair or a subsection.
+pub enum ConfItem {
+    Pair(String, String),
+    Section(String),
+}
+
+/// The items of a configuration section, in file order.
+pub fn conf_items(cs: *const sys::CONF_SECTION) -> Vec<ConfItem> {
+    let mut out = Vec::new();
+    let mut item: *mut sys::CONF_ITEM = ptr::null_mut();
+    loop {
+        // SAFETY: cs is a live section; item is null or the previous item
+        // of the same section, as cf_item_find_next requires.
+        item = unsafe { sys::cf_item_find_next(cs, item) };
+        if item.is_null() {
+            return out;
+        }
+        // SAFETY: item was just returned by the section walk and is live;
+        // the strings it points to belong to the config tree and are copied.
+        unsafe {
+            if sys::cf_item_is_pair(item) {
+                let pair = sys::cf_item_to_pair(item);
+                let name = opt_str(sys::cf_pair_attr(pair)).unwrap_or_default();
+                let value = opt_str(sys::cf_pair_value(pair)).unwrap_or_default();
+                out.push(ConfItem::Pair(name, value));
+            } else if sys::cf_item_is_section(item) {
+                let sub = sys::cf_item_to_section(item);
+                out.push(ConfItem::Section(
+                    opt_str(sys::cf_section_name1(sub)).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+}
+
+/// The instance name: `rust` for `rust { }`, `b` for `rust b { }`.
+pub fn section_instance_name(cs: *const sys::CONF_SECTION) -> String {
+    // SAFETY: cs is a live section; names are copied out.
+    unsafe {
+        opt_str(sys::cf_section_name2(cs))
+            .or_else(|| opt_str(sys::cf_section_name1(cs)))
+            .unwrap_or_else(|| "rust".to_string())
+    }
+}
+
+/// # Safety
+/// `p` must be null or point to a NUL-terminated string valid for the call.
+unsafe fn opt_str(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: per the function contract.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+/// Dictionary attributes resolved once at instantiate. The pointers refer
+/// to the server's dictionary, which is immutable while modules run.
+pub struct Dict {
+    das: Vec<*const sys::DICT_ATTR>,
+}
+
+// SAFETY: the dictionary entries are never freed or changed while the
+// module instance exists, so sharing the pointers across threads is sound.
+unsafe impl Send for Dict {}
+// SAFETY: as above; the pointers are only read.
+unsafe impl Sync for Dict {}
+
+macro_rules! attrs {
+    ($($variant:ident => $name:literal,)*) => {
+        /// The attributes the module reads, by dictionary name.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Attr { $($variant,)* }
+        impl Attr {
+            pub const ALL: &'static [Attr] = &[$(Attr::$variant,)*];
+            pub fn name(self) -> &'static CStr {
+                match self { $(Attr::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+attrs! {
+    UserName => c"User-Name",
+    UserPassword => c"User-Password",
+    ChapPassword => c"CHAP-Password",
+    AcctStatusType => c"Acct-Status-Type",
+    AcctSessionId => c"Acct-Session-Id",
+    AcctUniqueSessionId => c"Acct-Unique-Session-Id",
+    Realm => c"Realm",
+    NasIpAddress => c"NAS-IP-Address",
+    NasIpv6Address => c"NAS-IPv6-Address",
+    NasPortId => c"NAS-Port-Id",
+    NasPort => c"NAS-Port",
+    NasPortType => c"NAS-Port-Type",
+    EventTimestamp => c"Event-Timestamp",
+    AcctSessionTime => c"Acct-Session-Time",
+    AcctAuthentic => c"Acct-Authentic",
+    ConnectInfo => c"Connect-Info",
+    AcctInputOctets => c"Acct-Input-Octets",
+    AcctInputGigawords => c"Acct-Input-Gigawords",
+    AcctOutputOctets => c"Acct-Output-Octets",
+    AcctOutputGigawords => c"Acct-Output-Gigawords",
+    CalledStationId => c"Called-Station-Id",
+    CallingStationId => c"Calling-Station-Id",
+    AcctTerminateCause => c"Acct-Terminate-Cause",
+    ServiceType => c"Service-Type",
+    FramedProtocol => c"Framed-Protocol",
+    FramedIpAddress => c"Framed-IP-Address",
+    FramedIpv6Address => c"Framed-IPv6-Address",
+    FramedIpv6Prefix => c"Framed-IPv6-Prefix",
+    FramedInterfaceId => c"Framed-Interface-Id",
+    DelegatedIpv6Prefix => c"Delegated-IPv6-Prefix",
+    FallThrough => c"Fall-Through",
+    UserProfile => c"User-Profile",
+    AuthType => c"Auth-Type",
+    PasswordHash => c"Rust-Password-Hash",
+}
+
+impl Dict {
+    /// Looks every attribute up; the error names the first one missing.
+    pub fn resolve() -> Result<Dict, String> {
+        let mut das = Vec::with_capacity(Attr::ALL.len());
+        for a in Attr::ALL {
+            // SAFETY: the name is a valid C string; the dictionary is loaded
+            // before any module is instantiated.
+            let da = unsafe { sys::dict_attrbyname(a.name().as_ptr()) };
+            if da.is_null() {
+                return Err(format!(
+                    "attribute {} is not in the dictionary",
+                    a.name().to_string_lossy()
+                ));
+            }
+            das.push(da);
+        }
+        Ok(Dict { das })
+    }
+
+    pub fn da(&self, a: Attr) -> *const sys::DICT_ATTR {
+        self.das[a as usize]
+    }
+}
+
+/// Adds the module's own internal attributes to the dictionary (bootstrap),
+/// so radcheck rows and unlang can use them by name.
+pub fn register_attribute(name: &CStr) -> Result<(), String> {
+    // SAFETY: name is a valid C string; dict_attrbyname only reads.
+    if !unsafe { sys::dict_attrbyname(name.as_ptr()) }.is_null() {
+        return Ok(());
+    }
+    // SAFETY: ATTR_FLAGS is plain old data for which all-zero means "no
+    // flags"; dict_addattr copies name and flags, -1 asks for a free
+    // internal attribute number, as paircompare_register_byname does.
+    let rc = unsafe {
+        let flags: sys::ATTR_FLAGS = std::mem::zeroed();
+        sys::dict_addattr(name.as_ptr(), -1, 0, sys::PW_TYPE_STRING, flags)
+    };
+    if rc < 0 {
+        return Err(format!(
+            "cannot add attribute {}: {}",
+            name.to_string_lossy(),
+            fr_strerror()
+        ));
+    }
+    Ok(())
+}
+
+/// A request being processed by one radiusd thread.
+pub struct Request {
+    ptr: *mut sys::REQUEST,
+}
+
+impl Request {
+    /// # Safety
+    /// `ptr` must be the non-null REQUEST radiusd passed to the current
+    /// callback; the wrapper must not outlive that callback.
+    pub unsafe fn new(ptr: *mut sys::REQUEST) -> Request {
+        Request { ptr }
+    }
+
+    fn req(&self) -> &sys::REQUEST {
+        // SAFETY: per Request::new's contract the pointer is live and only
+        // this thread touches the request during the callback.
+        unsafe { &*self.ptr }
+    }
+
+    fn packet_vps(&self) -> *mut sys::VALUE_PAIR {
+        let p = self.req().packet;
+        if p.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: non-null packet of a live request.
+        unsafe { (*p).vps }
+    }
+
+    fn reply_packet(&self) -> *mut sys::RADIUS_PACKET {
+        self.req().reply
+    }
+
+    pub fn debug_enabled(&self) -> bool {
+        // SAFETY: rad_debug_lvl is a plain global the server sets at start.
+        let global = unsafe { sys::rad_debug_lvl };
+        global > 0 || self.req().log.lvl > 0
+    }
+
+    /// RDEBUG2 equivalent.
+    pub fn debug(&self, msg: &str) {
+        if !self.debug_enabled() {
+            return;
+        }
+        self.log(sys::L_DBG, sys::L_DBG_LVL_2, msg);
+    }
+
+    /// RERROR equivalent: goes to radiusd's log with the request number,
+    /// in production as well as under -X.
+    pub fn error(&self, msg: &str) {
+        self.log(sys::L_ERR, sys::L_DBG_LVL_OFF, msg);
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.log(sys::L_DBG_WARN, sys::L_DBG_LVL_OFF, msg);
+    }
+
+    fn log(&self, t: sys::log_type_t, lvl: sys::log_lvl_t, msg: &str) {
+        let msg = cstring(msg);
+        // SAFETY: live request, "%s" with one C string.
+        unsafe { sys::radlog_request(t, lvl, self.ptr, c"%s".as_ptr(), msg.as_ptr()) }
+    }
+
+    /// Expands an xlat string (`%{User-Name}`) for this request.
+    pub fn xlat(&self, fmt: &CStr) -> Result<String, String> {
+        let mut out: *mut c_char = ptr::null_mut();
+        // SAFETY: live request; out receives a talloc'd string or stays
+        // null; no escape function.
+        let len =
+            unsafe { sys::radius_axlat(&mut out, self.ptr, fmt.as_ptr(), None, ptr::null_mut()) };
+        if len < 0 || out.is_null() {
+            return Err(format!(
+                "expanding {}: {}",
+                fmt.to_string_lossy(),
+                fr_strerror()
+            ));
+        }
+        // SAFETY: radius_axlat wrote a NUL-terminated talloc string of `len`
+        // bytes that we own; copied, then freed exactly once.
+        unsafe {
+            let bytes = std::slice::from_raw_parts(out as *const u8, len as usize);
+            let s = String::from_utf8_lossy(bytes).into_owned();
+            sys::_talloc_free(out.cast(), TALLOC_LOCATION.as_ptr());
+            Ok(s)
+        }
+    }
+
+    /// The first instance of each of `attrs` in the request packet.
+    pub fn packet_attrs(&self, dict: &Dict) -> Attrs {
+        let mut found = Attrs {
+            vps: [ptr::null_mut(); Attr::ALL.len()],
+        };
+        let mut vp = self.packet_vps();
+        while !vp.is_null() {
+            // SAFETY: vp walks the packet's list, whose nodes stay valid for
+            // the callback; da is always set on a list member.
+            let (da, next) = unsafe { ((*vp).da, (*vp).next) };
+            for (i, a) in Attr::ALL.iter().enumerate() {
+                if found.vps[i].is_null() && dict.da(*a) == da {
+                    found.vps[i] = vp;
+                    break;
+                }
+            }
+            vp = next;
+        }
+        found
+    }
+
+    /// control:`attr`, if present.
+    pub fn control(&self, dict: &Dict, a: Attr) -> Option<Value> {
+        // SAFETY: config is the request's live control list.
+        let vp =
+            unsafe { sys::fr_pair_find_by_da(self.req().config, dict.da(a), sys::TAG_ANY as i8) };
+        Value::from_vp(vp)
+    }
+
+    /// Adds `control:attr := value`, replacing existing ones.
+    pub fn set_control(&self, attr: &CStr, value: &str) -> Result<(), String> {
+        let value = cstring(value);
+        let mut list: *mut sys::VALUE_PAIR = ptr::null_mut();
+        // SAFETY: the new pair is talloc'd under the request (as
+        // pair_make_config does) and handed to radius_pairmove, which
+        // merges it with `:=` semantics and takes ownership.
+        unsafe {
+            let vp = sys::fr_pair_make(
+                self.ptr.cast(),
+                &mut list,
+                attr.as_ptr(),
+                value.as_ptr(),
+                sys::T_OP_SET,
+            );
+            if vp.is_null() {
+                return Err(fr_strerror());
+            }
+            sys::radius_pairmove(self.ptr, &mut (*self.ptr).config, list, false);
+        }
+        Ok(())
+    }
+
+    /// The reply code (Access-Accept = 2, Access-Reject = 3), 0 if none.
+    pub fn reply_code(&self) -> u32 {
+        let r = self.reply_packet();
+        if r.is_null() {
+            0
+        } else {
+            // SAFETY: non-null reply packet of a live request.
+            unsafe { (*r).code }
+        }
+    }
+
+    /// When the request packet arrived, seconds since the epoch.
+    pub fn packet_time(&self) -> f64 {
+        let p = self.req().packet;
+        if p.is_null() {
+            return self.req().timestamp as f64;
+        }
+        // SAFETY: non-null packet of a live request.
+        let tv = unsafe { (*p).timestamp };
+        tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
+    }
+
+    /// `request->timestamp`, what `%l` expands to.
+    pub fn timestamp(&self) -> i64 {
+        self.req().timestamp
+    }
+
+    /// The packet's source address, printed.
+    pub fn src_ip(&self) -> String {
+        let p = self.req().packet;
+        if p.is_null() {
+            return String::new();
+        }
+        let mut buf = [0 as c_char; 64];
+        // SAFETY: src_ipaddr is an initialised fr_ipaddr_t of a live packet
+        // and buf is large enough for any IPv6 text form plus NUL.
+        unsafe {
+            let s = sys::ip_ntoh(&(*p).src_ipaddr, buf.as_mut_ptr(), buf.len());
+            if s.is_null() {
+                return String::new();
+            }
+            CStr::from_ptr(s).to_string_lossy().into_owned()
+        }
+    }
+
+    pub fn engine<'a>(&'a self, dict: &'a Dict) -> FrEngine<'a> {
+        FrEngine { req: self, dict }
+    }
+}
+
+/// The attributes found in a packet, by [`Attr`].
+pub struct Attrs {
+    vps: [*mut sys::VALUE_PAIR; Attr::ALL.len()],
+}
+
+impl Attrs {
+    pub fn get(&self, a: Attr) -> Option<Value> {
+        Value::from_vp(self.vps[a as usize])
+    }
+
+    /// The printed value, or "" when absent (what `%{Attr}` gives).
+    pub fn text(&self, a: Attr) -> String {
+        self.get(a).map(|v| v.text).unwrap_or_default()
+    }
+
+    pub fn int(&self, a: Attr) -> Option<u32> {
+        self.get(a).and_then(|v| v.int)
+    }
+}
+
+/// An attribute value copied out of the server.
+#[derive(Debug, Clone)]
+pub struct Value {
+    /// As `%{Attr}` prints it: strings verbatim, enumerated integers by
+    /// name, addresses in text form.
+    pub text: String,
+    /// The raw number for integer and date attributes.
+    pub int: Option<u32>,
+}
+
+impl Value {
+    fn from_vp(vp: *mut sys::VALUE_PAIR) -> Option<Value> {
+        if vp.is_null() {
+            return None;
+        }
+        // SAFETY: vp is a live pair of the current request; its da is set,
+        // and the union member read matches the da's type.
+        unsafe {
+            let da = &*(*vp).da;
+            let len = (*vp).length;
+            match da.type_ {
+                sys::PW_TYPE_STRING => {
+                    let p = (*vp).data.strvalue;
+                    let bytes = if p.is_null() {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(p.cast::<u8>(), len)
+                    };
+                    Some(Value {
+                        text: String::from_utf8_lossy(bytes).into_owned(),
+                        int: None,
+                    })
+                }
+                t => {
+                    let int = matches!(t, sys::PW_TYPE_INTEGER | sys::PW_TYPE_DATE)
+                        .then(|| (*vp).data.integer);
+                    // Escaped text can be four times the value, plus quotes.
+                    let mut buf = vec![0 as c_char; len * 4 + 128];
+                    sys::vp_prints_value(buf.as_mut_ptr(), buf.len(), vp, 0);
+                    let text = CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+                    Some(Value { text, int })
+                }
+            }
+        }
+    }
+}
+
+/// An owned list of pairs not yet handed to the server.
+pub struct PairList(*mut sys::VALUE_PAIR);
+
+impl PairList {
+    fn take(mut self) -> *mut sys::VALUE_PAIR {
+        std::mem::replace(&mut self.0, ptr::null_mut())
+    }
+}
+
+impl Drop for PairList {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: we own the list (it was never handed to the server).
+            unsafe { sys::fr_pair_list_free(&mut self.0) }
+        }
+    }
+}
+
+fn token(op: Op) -> sys::FR_TOKEN {
+    match op {
+        Op::Eq => sys::T_OP_EQ,
+        Op::Set => sys::T_OP_SET,
+        Op::Add => sys::T_OP_ADD,
+        Op::Sub => sys::T_OP_SUB,
+        Op::Prepend => sys::T_OP_PREPEND,
+        Op::CmpEq => sys::T_OP_CMP_EQ,
+        Op::Ne => sys::T_OP_NE,
+        Op::Lt => sys::T_OP_LT,
+        Op::Le => sys::T_OP_LE,
+        Op::Gt => sys::T_OP_GT,
+        Op::Ge => sys::T_OP_GE,
+        Op::RegEq => sys::T_OP_REG_EQ,
+        Op::RegNe => sys::T_OP_REG_NE,
+        Op::CmpTrue => sys::T_OP_CMP_TRUE,
+        Op::CmpFalse => sys::T_OP_CMP_FALSE,
+    }
+}
+
+/// The core's authorize algorithm running on FreeRADIUS' own pair
+/// functions: the same parsing, comparison and merging rlm_sql uses.
+pub struct FrEngine<'a> {
+    req: &'a Request,
+    dict: &'a Dict,
+}
+
+impl PairEngine for FrEngine<'_> {
+    type List = PairList;
+
+    fn build(&mut self, rows: &[AttrRow], kind: ListKind) -> Result<PairList, String> {
+        // Check items live in the request's context, reply items in the
+        // reply packet's, as sql_getvpdata allocates them.
+        let ctx: *mut std::ffi::c_void = match kind {
+            ListKind::Check => self.req.ptr.cast(),
+            ListKind::Reply => self.req.reply_packet().cast(),
+        };
+        let mut list = PairList(ptr::null_mut());
+        for row in rows {
+            let op = row
+                .op()
+                .map_err(|e| format!("{e} for attribute {}", row.attribute))?;
+            let attr = CString::new(row.attribute.as_str())
+                .map_err(|_| format!("attribute name {:?} contains NUL", row.attribute))?;
+            // SAFETY: ctx is the live request or reply packet; the new pair
+            // is owned by `list` until handed over, and freed with it on
+            // every error path.
+            unsafe {
+                let vp =
+                    sys::fr_pair_make(ctx, ptr::null_mut(), attr.as_ptr(), ptr::null(), token(op));
+                if vp.is_null() {
+                    return Err(format!(
+                        "failed to create the pair {}: {}",
+                        row.attribute,
+                        fr_strerror()
+                    ));
+                }
+                let rc = match row.value() {
+                    RowValue::Literal(v) => {
+                        let c = cstring(&v);
+                        sys::fr_pair_value_from_str(vp, c.as_ptr(), c.as_bytes().len())
+                    }
+                    RowValue::Xlat(x) => {
+                        let c = cstring(&x);
+                        sys::fr_pair_mark_xlat(vp, c.as_ptr())
+                    }
+                };
+                if rc < 0 {
+                    let mut one = vp;
+                    let e = fr_strerror();
+                    sys::fr_pair_list_free(&mut one);
+                    return Err(format!("error parsing value of {}: {e}", row.attribute));
+                }
+                sys::fr_pair_add(&mut list.0, vp);
+            }
+        }
+        Ok(list)
+    }
+
+    fn compare(&mut self, check: &PairList) -> bool {
+        // SAFETY: live request; paircompare reads both lists and may add
+        // to the reply list (registered comparisons do), as in rlm_sql.
+        unsafe {
+            let r = self.req.ptr;
+            let reply = self.req.reply_packet();
+            sys::paircompare(r, (*(*r).packet).vps, check.0, &mut (*reply).vps) == 0
+        }
+    }
+
+    fn merge_control(&mut self, check: PairList) {
+        // SAFETY: radius_pairmove takes ownership of the list.
+        unsafe {
+            let r = self.req.ptr;
+            sys::radius_pairmove(r, &mut (*r).config, check.take(), true);
+        }
+    }
+
+    fn merge_reply(&mut self, reply: PairList) {
+        // SAFETY: radius_pairmove takes ownership of the list.
+        unsafe {
+            let r = self.req.ptr;
+            sys::radius_pairmove(r, &mut (*self.req.reply_packet()).vps, reply.take(), true);
+        }
+    }
+
+    fn fall_through(&self, reply: &PairList) -> FallThrough {
+        // SAFETY: reply.0 is an owned, well-formed list (or null).
+        let vp = unsafe {
+            sys::fr_pair_find_by_da(reply.0, self.dict.da(Attr::FallThrough), sys::TAG_ANY as i8)
+        };
+        if vp.is_null() {
+            return FallThrough::Default;
+        }
+        // SAFETY: Fall-Through is an integer attribute.
+        if unsafe { (*vp).data.integer } != 0 {
+            FallThrough::Yes
+        } else {
+            FallThrough::No
+        }
+    }
+
+    fn user_profile(&self) -> Option<String> {
+        self.req
+            .control(self.dict, Attr::UserProfile)
+            .map(|v| v.text)
+    }
+
+    fn debug(&mut self, msg: &str) {
+        self.req.debug(msg);
+    }
+}

@@ -1,0 +1,488 @@
+//! The `module_t` radiusd loads and its callbacks. Each callback checks its
+//! pointers, runs inside [`guard`], and hands owned values to the core.
+
+use std::ffi::{c_int, c_void, CString};
+use std::ptr;
+use std::time::Duration;
+
+use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
+use radius_core::authorize::{self, GroupData, Options, ProfileSource, Rcode};
+use radius_core::config::ModuleConfig;
+use radius_core::password;
+use radius_core::postauth::PostAuthRecord;
+use radius_core::store::Store;
+
+use crate::ffi::{self, Attr, ConfItem, Dict, Request};
+use crate::guard::{guard, guard_int, install_panic_hook};
+use crate::{logger, sys};
+
+/// What radiusd allocates per instance (`inst_size` zeroed bytes): only a
+/// pointer to the Rust state, created in instantiate, freed in detach.
+#[repr(C)]
+struct Instance {
+    state: *mut State,
+}
+
+struct State {
+    name: String,
+    cfg: ModuleConfig,
+    store: Store,
+    dict: Dict,
+    user_name_fmt: CString,
+    opts: Options,
+    rt: tokio::runtime::Runtime,
+}
+
+/// The `module_t` is plain data with pointers to static strings and
+/// functions; wrapping it lets it be a `static`.
+#[repr(transparent)]
+pub struct Module(sys::module_t);
+
+// SAFETY: the wrapped module_t is immutable and only holds pointers to
+// 'static data and functions.
+unsafe impl Sync for Module {}
+
+const fn methods() -> [sys::packetmethod; sys::MOD_COUNT as usize] {
+    let mut m: [sys::packetmethod; sys::MOD_COUNT as usize] = [None; sys::MOD_COUNT as usize];
+    m[sys::MOD_AUTHENTICATE as usize] = Some(mod_authenticate);
+    m[sys::MOD_AUTHORIZE as usize] = Some(mod_authorize);
+    m[sys::MOD_PREACCT as usize] = Some(mod_preacct);
+    m[sys::MOD_ACCOUNTING as usize] = Some(mod_accounting);
+    m[sys::MOD_POST_AUTH as usize] = Some(mod_post_auth);
+    m
+}
+
+/// radiusd looks this symbol up after dlopen("rlm_rust.so").
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static rlm_rust: Module = Module(sys::module_t {
+    magic: sys::RLM_MODULE_INIT,
+    name: c"rust".as_ptr(),
+    type_: sys::RLM_TYPE_THREAD_SAFE as c_int,
+    inst_size: std::mem::size_of::<Instance>(),
+    // Items are read by walking the section in instantiate, so unknown
+    // items can be refused by name.
+    config: ptr::null(),
+    bootstrap: Some(mod_bootstrap),
+    instantiate: Some(mod_instantiate),
+    detach: Some(mod_detach),
+    methods: methods(),
+});
+
+/// The internal attribute holding a hash this module verifies itself.
+const PASSWORD_HASH_ATTR: &std::ffi::CStr = c"Rust-Password-Hash";
+
+extern "C" fn mod_bootstrap(cs: *mut sys::CONF_SECTION, _instance: *mut c_void) -> c_int {
+    guard_int("bootstrap", || {
+        install_panic_hook();
+        logger::install();
+        match ffi::register_attribute(PASSWORD_HASH_ATTR) {
+            Ok(()) => 0,
+            Err(e) => {
+                ffi::cf_log_err(cs, &format!("rlm_rust: {e}"));
+                -1
+            }
+        }
+    })
+}
+
+extern "C" fn mod_instantiate(cs: *mut sys::CONF_SECTION, instance: *mut c_void) -> c_int {
+    guard_int("instantiate", || {
+        if cs.is_null() || instance.is_null() {
+            ffi::radlog(sys::L_ERR, "rlm_rust: instantiate called without a section");
+            return -1;
+        }
+        match State::new(cs) {
+            Ok(state) => {
+                // SAFETY: instance is radiusd's zeroed inst_size allocation
+                // for this module, i.e. an Instance, owned by us until detach.
+                unsafe { (*(instance as *mut Instance)).state = Box::into_raw(Box::new(state)) };
+                0
+            }
+            Err(msg) => {
+                ffi::cf_log_err(cs, &msg);
+                -1
+            }
+        }
+    })
+}
+
+extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
+    guard_int("detach", || {
+        if instance.is_null() {
+            return 0;
+        }
+        // SAFETY: instance is our Instance; the state pointer is either null
+        // or the Box we leaked in instantiate, taken back exactly once.
+        let state = unsafe {
+            let inst = &mut *(instance as *mut Instance);
+            std::mem::replace(&mut inst.state, ptr::null_mut())
+        };
+        if !state.is_null() {
+            // SAFETY: see above.
+            let state = unsafe { Box::from_raw(state) };
+            state.shutdown();
+        }
+        0
+    })
+}
+
+/// Checks the pointers radiusd passed and runs `f` on the instance state.
+fn with_request(
+    instance: *mut c_void,
+    request: *mut sys::REQUEST,
+    f: impl FnOnce(&State, &Request) -> sys::rlm_rcode_t,
+) -> sys::rlm_rcode_t {
+    if instance.is_null() || request.is_null() {
+        ffi::radlog(
+            sys::L_ERR,
+            "rlm_rust: called with a null instance or request",
+        );
+        return sys::RLM_MODULE_FAIL;
+    }
+    // SAFETY: instance is our Instance (see mod_instantiate); request is the
+    // live request of this callback, with its packet checked below.
+    let (state, has_packet) = unsafe {
+        (
+            (*(instance as *const Instance)).state,
+            !(*request).packet.is_null() && !(*request).reply.is_null(),
+        )
+    };
+    if state.is_null() || !has_packet {
+        ffi::radlog(
+            sys::L_ERR,
+            "rlm_rust: called before instantiate or without a packet",
+        );
+        return sys::RLM_MODULE_FAIL;
+    }
+    // SAFETY: the state lives from instantiate to detach, and radiusd runs
+    // no request callbacks outside that span. Request: see above.
+    let (state, req) = unsafe { (&*state, Request::new(request)) };
+    f(state, &req)
+}
+
+extern "C" fn mod_authorize(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
+    guard("authorize", || {
+        with_request(instance, request, State::authorize)
+    })
+}
+
+extern "C" fn mod_authenticate(
+    instance: *mut c_void,
+    request: *mut sys::REQUEST,
+) -> sys::rlm_rcode_t {
+    guard("authenticate", || {
+        with_request(instance, request, State::authenticate)
+    })
+}
+
+extern "C" fn mod_preacct(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
+    guard("preacct", || {
+        with_request(instance, request, State::preacct)
+    })
+}
+
+extern "C" fn mod_accounting(
+    instance: *mut c_void,
+    request: *mut sys::REQUEST,
+) -> sys::rlm_rcode_t {
+    guard("accounting", || {
+        with_request(instance, request, State::accounting)
+    })
+}
+
+extern "C" fn mod_post_auth(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
+    guard("post-auth", || {
+        with_request(instance, request, State::post_auth)
+    })
+}
+
+fn rcode(r: Rcode) -> sys::rlm_rcode_t {
+    match r {
+        Rcode::Ok => sys::RLM_MODULE_OK,
+        Rcode::Noop => sys::RLM_MODULE_NOOP,
+        Rcode::NotFound => sys::RLM_MODULE_NOTFOUND,
+        Rcode::Updated => sys::RLM_MODULE_UPDATED,
+        Rcode::Fail => sys::RLM_MODULE_FAIL,
+        Rcode::Reject => sys::RLM_MODULE_REJECT,
+        Rcode::Invalid => sys::RLM_MODULE_INVALID,
+    }
+}
+
+/// Profile groups fetched on demand while authorize runs.
+struct Profiles<'a>(&'a State);
+
+impl ProfileSource for Profiles<'_> {
+    fn profile_groups(&mut self, profile: &str) -> Result<Vec<GroupData>, String> {
+        self.0
+            .rt
+            .block_on(self.0.store.user_data(profile))
+            .map(|u| u.groups)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl State {
+    fn new(cs: *mut sys::CONF_SECTION) -> Result<State, String> {
+        let name = ffi::section_instance_name(cs);
+        let mut items = Vec::new();
+        for item in ffi::conf_items(cs) {
+            match item {
+                ConfItem::Pair(n, v) => items.push((n, v)),
+                ConfItem::Section(s) => {
+                    return Err(format!(
+                        "rlm_rust ({name}): unknown subsection '{s}' (this module takes only plain items)"
+                    ))
+                }
+            }
+        }
+        let cfg = ModuleConfig::from_items(items.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+            .map_err(|e| format!("rlm_rust ({name}): invalid configuration item {e}"))?;
+        let dict = Dict::resolve().map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        let user_name_fmt = CString::new(cfg.sql_user_name.as_str()).map_err(|_| {
+            format!("rlm_rust ({name}): invalid configuration item 'sql_user_name': contains NUL")
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("rlm_rust")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
+        let store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        let opts = Options {
+            read_groups: cfg.read_groups,
+            read_profiles: cfg.read_profiles,
+            default_profile: cfg.default_profile.clone(),
+        };
+        ffi::radlog(
+            sys::L_INFO,
+            &format!(
+                "rlm_rust ({name}): version {}, database {}, pool_size {}",
+                radius_core::VERSION,
+                cfg.dsn_for_log(),
+                cfg.pool_size
+            ),
+        );
+        // A database that is down must not stop radiusd: requests fail
+        // until it is back.
+        match rt.block_on(store.ping()) {
+            Ok(()) => ffi::radlog(sys::L_INFO, &format!("rlm_rust ({name}): database reachable")),
+            Err(e) => ffi::radlog(
+                sys::L_WARN,
+                &format!("rlm_rust ({name}): database not reachable at start ({e}); requests fail until it is back"),
+            ),
+        }
+        Ok(State {
+            name,
+            cfg,
+            store,
+            dict,
+            user_name_fmt,
+            opts,
+            rt,
+        })
+    }
+
+    fn shutdown(self) {
+        let State { store, rt, .. } = self;
+        drop(store);
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+
+    fn fail(&self, req: &Request, what: &str, e: impl std::fmt::Display) -> sys::rlm_rcode_t {
+        req.error(&format!("rlm_rust ({}): {what}: {e}", self.name));
+        sys::RLM_MODULE_FAIL
+    }
+
+    fn authorize(&self, req: &Request) -> sys::rlm_rcode_t {
+        let username = match req.xlat(&self.user_name_fmt) {
+            Ok(u) => u,
+            Err(e) => return self.fail(req, "sql_user_name", e),
+        };
+        #[cfg(feature = "panic-test")]
+        if username == "panic-now" {
+            panic!("panic-test build: forced panic in authorize");
+        }
+        let user = match self.rt.block_on(self.store.user_data(&username)) {
+            Ok(u) => u,
+            Err(e) => return self.fail(req, "authorize", e),
+        };
+        let mut engine = req.engine(&self.dict);
+        let r = match authorize::authorize(&mut engine, &user, &self.opts, &mut Profiles(self)) {
+            Ok(r) => r,
+            Err(e) => return self.fail(req, "authorize", e),
+        };
+        if matches!(r, Rcode::Ok | Rcode::Updated) {
+            if let Err(e) = self.claim_hashed_password(req) {
+                return self.fail(req, "authorize", e);
+            }
+        }
+        rcode(r)
+    }
+
+    /// A hash only this module can verify gets `Auth-Type := <instance>`,
+    /// unless something already chose the Auth-Type.
+    fn claim_hashed_password(&self, req: &Request) -> Result<(), String> {
+        if req.control(&self.dict, Attr::PasswordHash).is_none()
+            || req.control(&self.dict, Attr::AuthType).is_some()
+        {
+            return Ok(());
+        }
+        req.set_control(c"Auth-Type", &self.name).map_err(|e| {
+            format!(
+                "cannot set Auth-Type {0} ({e}); add `Auth-Type {0} {{ {0} }}` to the authenticate section",
+                self.name
+            )
+        })
+    }
+
+    fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {
+        let Some(hash) = req.control(&self.dict, Attr::PasswordHash) else {
+            req.error("rlm_rust: no control:Rust-Password-Hash to authenticate against");
+            return sys::RLM_MODULE_INVALID;
+        };
+        let Some(pw) = req.packet_attrs(&self.dict).get(Attr::UserPassword) else {
+            req.error(
+                "rlm_rust: no User-Password in the request (CHAP and MS-CHAP need a clear-text or NT password, not a one-way hash)",
+            );
+            return sys::RLM_MODULE_INVALID;
+        };
+        match password::verify(&pw.text, &hash.text) {
+            Ok(true) => sys::RLM_MODULE_OK,
+            Ok(false) => {
+                req.debug("rlm_rust: password incorrect");
+                sys::RLM_MODULE_REJECT
+            }
+            Err(e) => {
+                req.error(&format!("rlm_rust: {e}"));
+                sys::RLM_MODULE_INVALID
+            }
+        }
+    }
+
+    /// Refuses, before any module writes it, an accounting request that
+    /// cannot be stored under its key.
+    fn preacct(&self, req: &Request) -> sys::rlm_rcode_t {
+        let attrs = req.packet_attrs(&self.dict);
+        let Some(code) = attrs.int(Attr::AcctStatusType) else {
+            req.error("rlm_rust: accounting request without Acct-Status-Type");
+            return sys::RLM_MODULE_INVALID;
+        };
+        let status = AcctStatus::from_code(code);
+        if is_session(status) && attrs.text(Attr::AcctUniqueSessionId).is_empty() {
+            req.warn(
+                "rlm_rust: no Acct-Unique-Session-Id yet: call acct_unique before rust in preacct",
+            );
+        }
+        sys::RLM_MODULE_NOOP
+    }
+
+    fn accounting(&self, req: &Request) -> sys::rlm_rcode_t {
+        let a = req.packet_attrs(&self.dict);
+        let Some(code) = a.int(Attr::AcctStatusType) else {
+            req.warn("rlm_rust: accounting request without Acct-Status-Type: nothing stored");
+            return sys::RLM_MODULE_NOOP;
+        };
+        let status = AcctStatus::from_code(code);
+        if let AcctStatus::Other(_) = status {
+            return sys::RLM_MODULE_NOOP;
+        }
+        let unique_id = a.text(Attr::AcctUniqueSessionId);
+        if is_session(status) && unique_id.is_empty() {
+            return self.fail(
+                req,
+                "accounting",
+                "no Acct-Unique-Session-Id: call the acct_unique policy in preacct",
+            );
+        }
+        let username = match req.xlat(&self.user_name_fmt) {
+            Ok(u) => u,
+            Err(e) => return self.fail(req, "sql_user_name", e),
+        };
+        let mut nas_ip = a.text(Attr::NasIpv6Address);
+        if nas_ip.is_empty() {
+            nas_ip = a.text(Attr::NasIpAddress);
+        }
+        if nas_ip.is_empty() {
+            // RFC 2866 lets a NAS identify itself by NAS-Identifier only;
+            // rlm_sql's query would fail on '' forever, we use the sender.
+            nas_ip = req.src_ip();
+        }
+        let mut nas_port_id = a.text(Attr::NasPortId);
+        if nas_port_id.is_empty() {
+            nas_port_id = a.text(Attr::NasPort);
+        }
+        let rec = AcctRecord {
+            session_id: a.text(Attr::AcctSessionId),
+            unique_id,
+            username,
+            realm: a.text(Attr::Realm),
+            nas_ip,
+            nas_port_id,
+            nas_port_type: a.text(Attr::NasPortType),
+            event_time: a
+                .int(Attr::EventTimestamp)
+                .map(i64::from)
+                .unwrap_or_else(|| req.timestamp()),
+            session_time: a.int(Attr::AcctSessionTime).map(i64::from),
+            authentic: a.text(Attr::AcctAuthentic),
+            connect_info: a.text(Attr::ConnectInfo),
+            input_octets: a.int(Attr::AcctInputOctets).unwrap_or(0),
+            input_gigawords: a.int(Attr::AcctInputGigawords).unwrap_or(0),
+            output_octets: a.int(Attr::AcctOutputOctets).unwrap_or(0),
+            output_gigawords: a.int(Attr::AcctOutputGigawords).unwrap_or(0),
+            called_station_id: a.text(Attr::CalledStationId),
+            calling_station_id: a.text(Attr::CallingStationId),
+            terminate_cause: a.text(Attr::AcctTerminateCause),
+            service_type: a.text(Attr::ServiceType),
+            framed_protocol: a.text(Attr::FramedProtocol),
+            framed_ip_address: a.text(Attr::FramedIpAddress),
+            framed_ipv6_address: a.text(Attr::FramedIpv6Address),
+            framed_ipv6_prefix: a.text(Attr::FramedIpv6Prefix),
+            framed_interface_id: a.text(Attr::FramedInterfaceId),
+            delegated_ipv6_prefix: a.text(Attr::DelegatedIpv6Prefix),
+        };
+        match self.rt.block_on(self.store.write_accounting(status, &rec)) {
+            Ok(AcctOutcome::Written) => sys::RLM_MODULE_OK,
+            Ok(AcctOutcome::Unchanged) => sys::RLM_MODULE_NOOP,
+            Err(e) => self.fail(req, "accounting", e),
+        }
+    }
+
+    fn post_auth(&self, req: &Request) -> sys::rlm_rcode_t {
+        let reply = match req.reply_code() {
+            2 => "Access-Accept",
+            3 => "Access-Reject",
+            11 => "Access-Challenge",
+            _ => return sys::RLM_MODULE_NOOP,
+        };
+        let a = req.packet_attrs(&self.dict);
+        let pass = (reply == "Access-Reject" && self.cfg.store_rejected_password)
+            .then(|| {
+                a.get(Attr::UserPassword)
+                    .or_else(|| a.get(Attr::ChapPassword))
+                    .map(|v| v.text)
+            })
+            .flatten();
+        let non_empty = |s: String| (!s.is_empty()).then_some(s);
+        let rec = PostAuthRecord {
+            username: a.text(Attr::UserName),
+            pass,
+            reply: reply.to_string(),
+            called_station_id: non_empty(a.text(Attr::CalledStationId)),
+            calling_station_id: non_empty(a.text(Attr::CallingStationId)),
+            authdate: req.packet_time(),
+        };
+        match self.rt.block_on(self.store.write_postauth(&rec)) {
+            Ok(()) => sys::RLM_MODULE_OK,
+            Err(e) => self.fail(req, "post-auth", e),
+        }
+    }
+}
+
+fn is_session(s: AcctStatus) -> bool {
+    matches!(
+        s,
+        AcctStatus::Start | AcctStatus::Stop | AcctStatus::InterimUpdate
+    )
+}
