@@ -167,6 +167,10 @@ attrs! {
     UserProfile => c"User-Profile",
     AuthType => c"Auth-Type",
     PasswordHash => c"Rust-Password-Hash",
+    CleartextPassword => c"Cleartext-Password",
+    NtPassword => c"NT-Password",
+    CryptPassword => c"Crypt-Password",
+    PasswordWithHeader => c"Password-With-Header",
 }
 
 impl Dict {

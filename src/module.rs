@@ -5,6 +5,7 @@ use std::ffi::{c_int, c_void, CString};
 use std::ptr;
 use std::time::Duration;
 
+use radius_core::account::{self, Profile};
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use radius_core::authorize::{self, GroupData, Options, ProfileSource, Rcode};
 use radius_core::config::ModuleConfig;
@@ -290,7 +291,7 @@ impl State {
     }
 
     fn fail(&self, req: &Request, what: &str, e: impl std::fmt::Display) -> sys::rlm_rcode_t {
-        req.error(&format!("rlm_rust ({}): {what}: {e}", self.name));
+        req.error(&format!("{what}: {e}"));
         sys::RLM_MODULE_FAIL
     }
 
@@ -303,21 +304,77 @@ impl State {
         if username == "panic-now" {
             panic!("panic-test build: forced panic in authorize");
         }
-        let user = match self.rt.block_on(self.store.user_data(&username)) {
-            Ok(u) => u,
+        let lookup = match self.rt.block_on(self.store.lookup(&username)) {
+            Ok(l) => l,
             Err(e) => return self.fail(req, "authorize", e),
         };
+        // Account state comes first: a disabled or expired account is
+        // refused whatever its credentials.
+        if let Some(Err(denial)) = lookup.profile.as_ref().map(|p| p.check(account::now())) {
+            req.error(&format!("{username}: {denial}"));
+            return sys::RLM_MODULE_REJECT;
+        }
         let mut engine = req.engine(&self.dict);
-        let r = match authorize::authorize(&mut engine, &user, &self.opts, &mut Profiles(self)) {
+        let mut r = match authorize::authorize(
+            &mut engine,
+            &lookup.user,
+            &self.opts,
+            &mut Profiles(self),
+        ) {
             Ok(r) => r,
             Err(e) => return self.fail(req, "authorize", e),
         };
+        if let Some(profile) = &lookup.profile {
+            if r == Rcode::NotFound {
+                r = Rcode::Ok;
+            }
+            match self.apply_profile(req, profile) {
+                Ok(true) => return sys::RLM_MODULE_OK,
+                Ok(false) => {}
+                Err(e) => return self.fail(req, "authorize", e),
+            }
+        }
         if matches!(r, Rcode::Ok | Rcode::Updated) {
             if let Err(e) = self.claim_hashed_password(req) {
                 return self.fail(req, "authorize", e);
             }
         }
         rcode(r)
+    }
+
+    /// A one-time token offered as User-Password is accepted here, once
+    /// (true: Auth-Type Accept is set). Otherwise the profile's hash becomes
+    /// the credential when the stock tables gave none.
+    fn apply_profile(&self, req: &Request, profile: &Profile) -> Result<bool, String> {
+        if let Some(pw) = req.packet_attrs(&self.dict).get(Attr::UserPassword) {
+            if let Some(id) = profile.token_matching(&pw.text) {
+                let won = self
+                    .rt
+                    .block_on(self.store.consume_token(id))
+                    .map_err(|e| e.to_string())?;
+                if won {
+                    req.debug("one-time token accepted and used up");
+                    req.set_control(c"Auth-Type", "Accept")?;
+                    return Ok(true);
+                }
+            }
+        }
+        let Some(hash) = &profile.password_hash else {
+            return Ok(false);
+        };
+        let has_credential = [
+            Attr::CleartextPassword,
+            Attr::NtPassword,
+            Attr::CryptPassword,
+            Attr::PasswordWithHeader,
+            Attr::PasswordHash,
+        ]
+        .iter()
+        .any(|a| req.control(&self.dict, *a).is_some());
+        if !has_credential {
+            req.set_control(PASSWORD_HASH_ATTR, hash)?;
+        }
+        Ok(false)
     }
 
     /// A hash only this module can verify gets `Auth-Type := <instance>`,
@@ -338,7 +395,7 @@ impl State {
 
     fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {
         let Some(hash) = req.control(&self.dict, Attr::PasswordHash) else {
-            req.error("rlm_rust: no control:Rust-Password-Hash to authenticate against");
+            req.error("no control:Rust-Password-Hash to authenticate against");
             return sys::RLM_MODULE_INVALID;
         };
         let Some(pw) = req.packet_attrs(&self.dict).get(Attr::UserPassword) else {
@@ -350,11 +407,11 @@ impl State {
         match password::verify(&pw.text, &hash.text) {
             Ok(true) => sys::RLM_MODULE_OK,
             Ok(false) => {
-                req.debug("rlm_rust: password incorrect");
+                req.debug("password incorrect");
                 sys::RLM_MODULE_REJECT
             }
             Err(e) => {
-                req.error(&format!("rlm_rust: {e}"));
+                req.error(&e.to_string());
                 sys::RLM_MODULE_INVALID
             }
         }
@@ -365,14 +422,12 @@ impl State {
     fn preacct(&self, req: &Request) -> sys::rlm_rcode_t {
         let attrs = req.packet_attrs(&self.dict);
         let Some(code) = attrs.int(Attr::AcctStatusType) else {
-            req.error("rlm_rust: accounting request without Acct-Status-Type");
+            req.error("accounting request without Acct-Status-Type");
             return sys::RLM_MODULE_INVALID;
         };
         let status = AcctStatus::from_code(code);
         if is_session(status) && attrs.text(Attr::AcctUniqueSessionId).is_empty() {
-            req.warn(
-                "rlm_rust: no Acct-Unique-Session-Id yet: call acct_unique before rust in preacct",
-            );
+            req.warn("no Acct-Unique-Session-Id yet: call acct_unique before rust in preacct");
         }
         sys::RLM_MODULE_NOOP
     }
@@ -380,7 +435,7 @@ impl State {
     fn accounting(&self, req: &Request) -> sys::rlm_rcode_t {
         let a = req.packet_attrs(&self.dict);
         let Some(code) = a.int(Attr::AcctStatusType) else {
-            req.warn("rlm_rust: accounting request without Acct-Status-Type: nothing stored");
+            req.warn("accounting request without Acct-Status-Type: nothing stored");
             return sys::RLM_MODULE_NOOP;
         };
         let status = AcctStatus::from_code(code);

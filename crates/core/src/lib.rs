@@ -3,10 +3,12 @@
 //! authorize algorithm, the stock accounting queries), but has no FFI and no
 //! HTTP: callers hand it owned values and get owned values back.
 
+pub mod account;
 pub mod accounting;
 pub mod attrs;
 pub mod authorize;
 pub mod config;
+pub mod engine;
 mod error;
 pub mod password;
 pub mod postauth;

@@ -41,6 +41,30 @@ pub fn verify(password: &str, stored: &str) -> Result<bool, BadHash> {
     )))
 }
 
+/// Hashes a new password with Argon2id (the argon2 crate's defaults, the
+/// OWASP-recommended m=19 MiB, t=2, p=1) as a PHC string.
+pub fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).expect("the OS random number generator failed");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes always encode");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters cannot fail on a 16-byte salt")
+        .to_string()
+}
+
+/// The NT hash (MD4 of the UTF-16LE password) as FreeRADIUS' NT-Password
+/// holds it: 32 hex digits.
+pub fn nt_hash_hex(password: &str) -> String {
+    use md4::Digest;
+    let utf16: Vec<u8> = password.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    md4::Md4::digest(&utf16)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn verify_django_pbkdf2(password: &str, rest: &str) -> Result<bool, BadHash> {
     let mut parts = rest.splitn(3, '$');
     let (Some(iter), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next()) else {
@@ -94,6 +118,21 @@ mod tests {
         assert_eq!(verify("secret", &phc), Ok(true));
         assert_eq!(verify("nope", &phc), Ok(false));
         assert_eq!(verify("secret", &format!("argon2{phc}")), Ok(true));
+    }
+
+    #[test]
+    fn new_hashes_verify() {
+        let h = hash_password("pässword");
+        assert!(h.starts_with("$argon2id$"));
+        assert_eq!(verify("pässword", &h), Ok(true));
+        assert_eq!(verify("password", &h), Ok(false));
+        assert_ne!(h, hash_password("pässword"), "salts must differ");
+    }
+
+    #[test]
+    fn nt_hash_matches_the_known_vector() {
+        // The NT hash of "password", as published with every MS-CHAP guide.
+        assert_eq!(nt_hash_hex("password"), "8846f7eaee8fb117ad06bdd830b7586c");
     }
 
     #[test]

@@ -9,10 +9,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
+use std::collections::HashMap;
+
+use crate::account::{self, LoginDecision, Profile, RejectReason};
 use crate::accounting::{self, AcctOutcome, AcctRecord, AcctStatus};
 use crate::attrs::AttrRow;
-use crate::authorize::{GroupData, UserData};
+use crate::authorize::{self, GroupData, Options, ProfileSource, Rcode, UserData};
 use crate::config::ModuleConfig;
+use crate::engine::StringEngine;
 use crate::postauth::{self, PostAuthRecord};
 use crate::{schema, Error};
 
@@ -28,6 +32,27 @@ const USER_DATA: &str = "WITH g AS (SELECT groupname, priority, id FROM raduserg
     UNION ALL SELECT 4, groupname, attribute, op::text, value, 0, id::bigint FROM radgroupreply \
       WHERE groupname IN (SELECT groupname FROM g) \
     ORDER BY kind, prio, ord";
+
+/// The user's profile row and open one-time tokens, sent together with
+/// [`USER_DATA`] on the same connection (pipelined: one round trip).
+const PROFILE: &str = "SELECT u.id, u.active, u.reason, EXTRACT(EPOCH FROM u.expiration)::float8, \
+    u.password_hash, \
+    ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
+          AND t.expires_at > now() ORDER BY t.id), \
+    ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
+          AND t.expires_at > now() ORDER BY t.id) \
+    FROM rlm_rust_user u WHERE u.username = $1";
+
+/// Marks a one-time token used; only one request can win it.
+const CONSUME_TOKEN: &str = "UPDATE rlm_rust_radius_token SET used_at = now() \
+    WHERE id = $1 AND used_at IS NULL AND expires_at > now()";
+
+/// Everything authorize needs about one user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lookup {
+    pub user: UserData,
+    pub profile: Option<Profile>,
+}
 
 pub struct Store {
     pool: Pool,
@@ -117,21 +142,114 @@ impl Store {
         .map_err(|_| Error::Timeout(limit, "connect"))?
     }
 
+    /// The stock tables' data and the profile of `username`.
+    pub async fn lookup(&self, username: &str) -> Result<Lookup, Error> {
+        self.deadline("authorize", async {
+            let client = self.client().await?;
+            let (s1, s2) = tokio::try_join!(
+                client.prepare_cached(USER_DATA),
+                client.prepare_cached(PROFILE)
+            )?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&username];
+            let (rows, prof) =
+                tokio::try_join!(client.query(&s1, &params), client.query_opt(&s2, &params))?;
+            let user = assemble_user(rows.iter().map(raw_row))?;
+            let profile = prof.map(|r| {
+                let ids: Vec<i64> = r.get(5);
+                let hashes: Vec<Vec<u8>> = r.get(6);
+                Profile {
+                    id: r.get(0),
+                    active: r.get(1),
+                    reason: r.get(2),
+                    expiration: r.get(3),
+                    password_hash: r.get(4),
+                    open_tokens: ids.into_iter().zip(hashes).collect(),
+                }
+            });
+            Ok(Lookup { user, profile })
+        })
+        .await
+    }
+
+    /// Uses up one-time token `id`; false when another request (or time)
+    /// got there first.
+    pub async fn consume_token(&self, id: i64) -> Result<bool, Error> {
+        self.deadline("one-time token", async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(CONSUME_TOKEN).await?;
+            Ok(client.execute(&stmt, &[&id]).await? == 1)
+        })
+        .await
+    }
+
+    /// A PAP login checked outside radiusd (the admin service's
+    /// `authorize/` and login): account state, the stock tables with
+    /// rlm_sql's algorithm, one-time tokens, then the stored credential.
+    pub async fn check_login(
+        &self,
+        username: &str,
+        password: &str,
+        opts: &Options,
+    ) -> Result<LoginDecision, Error> {
+        let reject = |reason| Ok(LoginDecision::Reject { reason });
+        let lookup = self.lookup(username).await?;
+        if let Some(p) = &lookup.profile {
+            if let Err(d) = p.check(account::now()) {
+                return reject(d.into());
+            }
+        }
+        let request = vec![
+            ("User-Name".to_string(), username.to_string()),
+            ("User-Password".to_string(), password.to_string()),
+        ];
+        // Profiles are fetched on demand: run, fetch what was asked, rerun.
+        let mut profiles = Prefetched::default();
+        let (engine, rc) = loop {
+            let mut engine = StringEngine::new(request.clone());
+            match authorize::authorize(&mut engine, &lookup.user, opts, &mut profiles) {
+                Ok(rc) => break (engine, rc),
+                Err(e) => match profiles.missing.take() {
+                    Some(name) => {
+                        let groups = self.user_data(&name).await?.groups;
+                        profiles.groups.insert(name, groups);
+                    }
+                    None => {
+                        return Err(Error::BadData {
+                            table: "radcheck/radreply",
+                            message: e,
+                        })
+                    }
+                },
+            }
+        };
+        let Some(profile) = lookup.profile else {
+            if rc == Rcode::NotFound {
+                return reject(RejectReason::UnknownUser);
+            }
+            return Ok(credential_decision(engine, password, None));
+        };
+        if let Some(id) = profile.token_matching(password) {
+            if self.consume_token(id).await? {
+                return Ok(LoginDecision::Accept {
+                    control: engine.control,
+                    reply: engine.reply,
+                });
+            }
+        }
+        Ok(credential_decision(
+            engine,
+            password,
+            profile.password_hash.as_deref(),
+        ))
+    }
+
     /// The stock tables' data for `username` (or a profile name).
     pub async fn user_data(&self, username: &str) -> Result<UserData, Error> {
         self.deadline("authorize", async {
             let client = self.client().await?;
             let stmt = client.prepare_cached(USER_DATA).await?;
             let rows = client.query(&stmt, &[&username]).await?;
-            assemble_user(rows.iter().map(|r| {
-                (
-                    r.get::<_, i32>(0),
-                    r.get::<_, Option<String>>(1),
-                    r.get::<_, Option<String>>(2),
-                    r.get::<_, Option<String>>(3),
-                    r.get::<_, Option<String>>(4),
-                )
-            }))
+            assemble_user(rows.iter().map(raw_row))
         })
         .await
     }
@@ -211,6 +329,70 @@ impl Store {
         })
         .await
     }
+}
+
+/// Decides a PAP login on the control list authorize built, as
+/// FreeRADIUS' pap would: an explicit Auth-Type, then the known-good
+/// credential, then the profile's hash.
+fn credential_decision(
+    engine: StringEngine,
+    password: &str,
+    profile_hash: Option<&str>,
+) -> LoginDecision {
+    use subtle::ConstantTimeEq;
+    let ok = match engine.control_value("Auth-Type") {
+        Some(t) if t.eq_ignore_ascii_case("Accept") => true,
+        Some(t) if t.eq_ignore_ascii_case("Reject") => false,
+        _ => {
+            if let Some(clear) = engine.control_value("Cleartext-Password") {
+                bool::from(clear.as_bytes().ct_eq(password.as_bytes()))
+            } else if let Some(nt) = engine.control_value("NT-Password") {
+                let want = nt.trim_start_matches("0x").to_ascii_lowercase();
+                bool::from(
+                    want.as_bytes()
+                        .ct_eq(crate::password::nt_hash_hex(password).as_bytes()),
+                )
+            } else if let Some(h) = engine.control_value("Rust-Password-Hash").or(profile_hash) {
+                crate::password::verify(password, h).unwrap_or(false)
+            } else {
+                false
+            }
+        }
+    };
+    if ok {
+        LoginDecision::Accept {
+            control: engine.control,
+            reply: engine.reply,
+        }
+    } else {
+        LoginDecision::Reject {
+            reason: RejectReason::BadPassword,
+        }
+    }
+}
+
+/// Profile groups known so far; an unknown one is recorded and fails the
+/// run so the caller can fetch it and run again.
+#[derive(Default)]
+struct Prefetched {
+    groups: HashMap<String, Vec<GroupData>>,
+    missing: Option<String>,
+}
+
+impl ProfileSource for Prefetched {
+    fn profile_groups(&mut self, profile: &str) -> Result<Vec<GroupData>, String> {
+        match self.groups.get(profile) {
+            Some(g) => Ok(g.clone()),
+            None => {
+                self.missing = Some(profile.to_string());
+                Err(format!("profile {profile} not fetched yet"))
+            }
+        }
+    }
+}
+
+fn raw_row(r: &tokio_postgres::Row) -> RawRow {
+    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
 type RawRow = (
