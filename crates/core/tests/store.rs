@@ -1,0 +1,367 @@
+//! The core against a real PostgreSQL: a fresh database per test on the
+//! private cluster (`scripts/pg start`; `RLM_RUST_TEST_DSN` overrides the
+//! admin connection string).
+
+use std::time::{Duration, Instant};
+
+use radius_core::account::{hash_token, LoginDecision, RejectReason};
+use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
+use radius_core::authorize::Options;
+use radius_core::config::ModuleConfig;
+use radius_core::postauth::PostAuthRecord;
+use radius_core::store::Store;
+use tokio_postgres::{Client, NoTls};
+
+const DEFAULT_ADMIN_DSN: &str = "host=127.0.0.1 port=54329 user=radius dbname=radius";
+
+struct TestDb {
+    name: String,
+    dsn: String,
+    admin_dsn: String,
+    client: Client,
+}
+
+impl TestDb {
+    async fn new(tag: &str) -> TestDb {
+        let admin_dsn =
+            std::env::var("RLM_RUST_TEST_DSN").unwrap_or_else(|_| DEFAULT_ADMIN_DSN.to_string());
+        let (admin, conn) = tokio_postgres::connect(&admin_dsn, NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach the test PostgreSQL at '{admin_dsn}' ({e}): run `scripts/pg start` or set RLM_RUST_TEST_DSN")
+            });
+        tokio::spawn(conn);
+        let name = format!("core_{tag}_{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).await.unwrap();
+        }
+        let dsn = format!("{admin_dsn} dbname={name}");
+        radius_core::schema::migrate(&dsn).await.unwrap();
+        let (client, conn) = tokio_postgres::connect(&dsn, NoTls).await.unwrap();
+        tokio::spawn(conn);
+        TestDb {
+            name,
+            dsn,
+            admin_dsn,
+            client,
+        }
+    }
+
+    fn store(&self) -> Store {
+        let cfg = ModuleConfig::from_items([("dsn", self.dsn.as_str())]).unwrap();
+        Store::new(&cfg).unwrap()
+    }
+
+    async fn drop_db(self) {
+        drop(self.client);
+        if let Ok((admin, conn)) = tokio_postgres::connect(&self.admin_dsn, NoTls).await {
+            tokio::spawn(conn);
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+        }
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        read_groups: true,
+        read_profiles: true,
+        default_profile: None,
+    }
+}
+
+fn session(unique: &str, ts: i64) -> AcctRecord {
+    AcctRecord {
+        session_id: format!("sid-{unique}"),
+        unique_id: unique.to_string(),
+        username: "alice".into(),
+        nas_ip: "192.0.2.1".into(),
+        nas_port_type: "Wireless-802.11".into(),
+        event_time: ts,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn accounting_follows_the_stock_queries() {
+    let db = TestDb::new("acct").await;
+    let store = db.store();
+    let t0 = 1_700_000_000;
+
+    // Start, then a duplicate Start.
+    let start = session("u1", t0);
+    assert_eq!(
+        store
+            .write_accounting(AcctStatus::Start, &start)
+            .await
+            .unwrap(),
+        AcctOutcome::Written
+    );
+    store
+        .write_accounting(AcctStatus::Start, &start)
+        .await
+        .unwrap();
+    let n: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM radacct", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "a duplicate Start must not add a row");
+
+    // Interim with gigawords.
+    let mut interim = session("u1", t0 + 60);
+    interim.session_time = Some(60);
+    interim.input_octets = 10;
+    interim.input_gigawords = 1;
+    interim.output_octets = 20;
+    store
+        .write_accounting(AcctStatus::InterimUpdate, &interim)
+        .await
+        .unwrap();
+    let r = db
+        .client
+        .query_one(
+            "SELECT acctinputoctets, acctoutputoctets, acctsessiontime, acctinterval, \
+             EXTRACT(EPOCH FROM acctstarttime)::bigint FROM radacct WHERE acctuniqueid = 'u1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), (1i64 << 32) + 10);
+    assert_eq!(r.get::<_, i64>(1), 20);
+    assert_eq!(r.get::<_, i64>(2), 60);
+    assert_eq!(r.get::<_, i64>(3), 60);
+    assert_eq!(r.get::<_, i64>(4), t0, "Event-Timestamp is the start time");
+
+    // Stop, then a late Interim that must change nothing.
+    let mut stop = session("u1", t0 + 120);
+    stop.session_time = Some(120);
+    stop.terminate_cause = "User-Request".into();
+    store
+        .write_accounting(AcctStatus::Stop, &stop)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .write_accounting(AcctStatus::InterimUpdate, &interim)
+            .await
+            .unwrap(),
+        AcctOutcome::Unchanged
+    );
+    let r = db
+        .client
+        .query_one(
+            "SELECT EXTRACT(EPOCH FROM acctstoptime)::bigint, acctsessiontime, acctterminatecause \
+             FROM radacct WHERE acctuniqueid = 'u1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), t0 + 120);
+    assert_eq!(r.get::<_, i64>(1), 120);
+    assert_eq!(r.get::<_, String>(2), "User-Request");
+
+    // Stop without Start creates the row, started session_time earlier.
+    let mut lone = session("u2", t0 + 500);
+    lone.session_time = Some(100);
+    store
+        .write_accounting(AcctStatus::Stop, &lone)
+        .await
+        .unwrap();
+    let r = db
+        .client
+        .query_one(
+            "SELECT EXTRACT(EPOCH FROM acctstarttime)::bigint, acctstoptime IS NOT NULL \
+             FROM radacct WHERE acctuniqueid = 'u2'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), t0 + 400);
+    assert!(r.get::<_, bool>(1));
+
+    // Accounting-On closes the open sessions of that NAS only.
+    store
+        .write_accounting(AcctStatus::Start, &session("u3", t0 + 600))
+        .await
+        .unwrap();
+    let mut other = session("u4", t0 + 600);
+    other.nas_ip = "192.0.2.99".into();
+    store
+        .write_accounting(AcctStatus::Start, &other)
+        .await
+        .unwrap();
+    let mut on = session("", t0 + 700);
+    on.unique_id.clear();
+    store
+        .write_accounting(AcctStatus::AccountingOn, &on)
+        .await
+        .unwrap();
+    let rows = db
+        .client
+        .query(
+            "SELECT acctuniqueid, acctterminatecause FROM radacct \
+             WHERE acctuniqueid IN ('u3', 'u4') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0].get::<_, Option<String>>(1).as_deref(),
+        Some("NAS-Reboot")
+    );
+    assert_eq!(
+        rows[1].get::<_, Option<String>>(1),
+        None,
+        "other NAS untouched"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn logins_enforce_account_state_and_tokens() {
+    let db = TestDb::new("login").await;
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('alice', 'Cleartext-Password', ':=', 'pw-a'), \
+               ('nt', 'NT-Password', ':=', '8846f7eaee8fb117ad06bdd830b7586c'); \
+             INSERT INTO radusergroup (username, groupname, priority) VALUES ('alice', 'staff', 1); \
+             INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES ('staff', 'Idle-Timeout', ':=', '600');",
+        )
+        .await
+        .unwrap();
+    let hash = radius_core::password::hash_password("pw-h");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('hashy', $1), ('alice', NULL)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash, active, reason) VALUES ('off', $1, false, 0)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash, expiration) VALUES ('old', $1, now() - interval '1 second')",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    let token_hash = hash_token("one-time-secret").to_vec();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_radius_token (user_id, token_hash, expires_at) \
+             SELECT id, $1, now() + interval '1 hour' FROM rlm_rust_user WHERE username = 'hashy'",
+            &[&token_hash],
+        )
+        .await
+        .unwrap();
+    let store = db.store();
+    let login = |u: &'static str, p: &'static str| {
+        let store = &store;
+        async move { store.check_login(u, p, &opts()).await.unwrap() }
+    };
+
+    match login("alice", "pw-a").await {
+        LoginDecision::Accept { reply, .. } => {
+            assert_eq!(reply, vec![("Idle-Timeout".to_string(), "600".to_string())])
+        }
+        other => panic!("alice: {other:?}"),
+    }
+    let reject = |r| LoginDecision::Reject { reason: r };
+    assert_eq!(
+        login("alice", "nope").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert_eq!(
+        login("nobody", "x").await,
+        reject(RejectReason::UnknownUser)
+    );
+    assert!(matches!(
+        login("nt", "password").await,
+        LoginDecision::Accept { .. }
+    ));
+    assert!(matches!(
+        login("hashy", "pw-h").await,
+        LoginDecision::Accept { .. }
+    ));
+    assert_eq!(
+        login("hashy", "pw-x").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert_eq!(
+        login("off", "pw-h").await,
+        reject(RejectReason::Disabled { reason: Some(0) })
+    );
+    assert_eq!(login("old", "pw-h").await, reject(RejectReason::Expired));
+    assert!(matches!(
+        login("hashy", "one-time-secret").await,
+        LoginDecision::Accept { .. }
+    ));
+    assert_eq!(
+        login("hashy", "one-time-secret").await,
+        reject(RejectReason::BadPassword),
+        "a one-time token works once"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn postauth_rows() {
+    let db = TestDb::new("postauth").await;
+    let store = db.store();
+    store
+        .write_postauth(&PostAuthRecord {
+            username: "alice".into(),
+            pass: None,
+            reply: "Access-Accept".into(),
+            called_station_id: Some("ap".into()),
+            calling_station_id: None,
+            authdate: 1_700_000_000.25,
+        })
+        .await
+        .unwrap();
+    let r = db
+        .client
+        .query_one(
+            "SELECT username, pass, reply, calledstationid, EXTRACT(EPOCH FROM authdate)::float8 FROM radpostauth",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, String>(0), "alice");
+    assert_eq!(r.get::<_, Option<String>>(1), None);
+    assert_eq!(r.get::<_, String>(2), "Access-Accept");
+    assert_eq!(r.get::<_, String>(3), "ap");
+    assert!((r.get::<_, f64>(4) - 1_700_000_000.25).abs() < 1e-3);
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn unreachable_database_fails_within_the_timeouts() {
+    // Nothing listens on port 9 of loopback: connecting is refused at once.
+    let cfg = ModuleConfig::from_items([
+        ("dsn", "host=127.0.0.1 port=9 user=radius dbname=radius"),
+        ("connect_timeout", "1"),
+        ("query_timeout", "0.5"),
+    ])
+    .unwrap();
+    let store = Store::new(&cfg).unwrap();
+    let t = Instant::now();
+    assert!(store.lookup("alice").await.is_err());
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
