@@ -1,0 +1,238 @@
+//! radius-admin: the management HTTP API and CLI of rlm_rust, on the same
+//! core (and the same tables) the FreeRADIUS module uses.
+//!
+//! `app()` builds the router from an [`AppState`]; `main.rs` only parses
+//! the command line. The integration tests build the same router on port 0.
+
+pub mod auth;
+pub mod batch;
+pub mod db;
+pub mod error;
+pub mod groups;
+pub mod input;
+pub mod oob;
+pub mod openapi;
+pub mod pdf;
+pub mod radius;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{ApiError, ApiResult};
+
+/// What `authorize/` answers on a reject (configurable because rlm_rest
+/// set-ups differ in what they expect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RejectBody {
+    /// 401 with no body, as django-freeradius answers.
+    Empty,
+    /// 401 with `{"control:Auth-Type": "Reject"}` (and a Reply-Message for
+    /// disabled or expired accounts).
+    Json,
+}
+
+pub struct Config {
+    pub dsn: String,
+    /// The token given by RADIUS_ADMIN_TOKEN (or generated at start): valid
+    /// besides the tokens in the database, never written to it.
+    pub bootstrap_token: Option<String>,
+    pub authorize_reject: RejectBody,
+    /// As the module's item: keep the offered password of rejected
+    /// requests in radpostauth.
+    pub store_rejected_password: bool,
+    pub max_body_bytes: usize,
+    /// How long a one-time RADIUS token from the login endpoint is valid.
+    pub radius_token_ttl: Duration,
+    /// How long an out-of-band code is valid.
+    pub oob_ttl: Duration,
+    pub senders: oob::Senders,
+    pub read_groups: bool,
+    pub read_profiles: bool,
+    pub default_profile: Option<String>,
+}
+
+impl Config {
+    /// Development defaults for `dsn` (console sender, django-compatible
+    /// answers); the CLI overrides them from flags and the environment.
+    pub fn new(dsn: &str) -> Config {
+        Config {
+            dsn: dsn.to_string(),
+            bootstrap_token: None,
+            authorize_reject: RejectBody::Empty,
+            store_rejected_password: false,
+            max_body_bytes: 8 << 20,
+            radius_token_ttl: Duration::from_secs(3600),
+            oob_ttl: Duration::from_secs(300),
+            senders: oob::Senders::default(),
+            read_groups: true,
+            read_profiles: true,
+            default_profile: None,
+        }
+    }
+}
+
+pub struct AppState {
+    pub cfg: Config,
+    pub db: deadpool_postgres::Pool,
+    /// The core's store: check_login, accounting and post-auth writes go
+    /// through exactly the code the module runs.
+    pub store: radius_core::store::Store,
+    pub bootstrap_hash: Option<[u8; 32]>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(cfg: Config) -> Result<AppState, String> {
+        let db = db::pool(&cfg.dsn, 16)?;
+        let module_cfg = radius_core::config::ModuleConfig::from_items([
+            ("dsn", cfg.dsn.as_str()),
+            ("auto_migrate", "no"),
+        ])
+        .map_err(|e| e.to_string())?;
+        let store = radius_core::store::Store::new(&module_cfg).map_err(|e| e.to_string())?;
+        let bootstrap_hash = cfg
+            .bootstrap_token
+            .as_deref()
+            .map(radius_core::account::hash_token);
+        Ok(AppState {
+            cfg,
+            db,
+            store,
+            bootstrap_hash,
+        })
+    }
+
+    pub fn authorize_options(&self) -> radius_core::authorize::Options {
+        radius_core::authorize::Options {
+            read_groups: self.cfg.read_groups,
+            read_profiles: self.cfg.read_profiles,
+            default_profile: self.cfg.default_profile.clone(),
+        }
+    }
+}
+
+/// The whole API under /api/v1/. Everything needs an API token except the
+/// user login (`token/`) and the OpenAPI document.
+pub fn app(state: SharedState) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/authorize/", post(radius::authorize))
+        .route("/api/v1/postauth/", post(radius::postauth))
+        .route(
+            "/api/v1/accounting/",
+            get(radius::list_accounting).post(radius::post_accounting),
+        )
+        .route("/api/v1/batch/", get(batch::list).post(batch::create))
+        .route("/api/v1/batch/{id}/", get(batch::detail))
+        .route("/api/v1/batch/{id}/csv/", get(batch::credentials_csv))
+        .route("/api/v1/batch/{id}/pdf/", get(batch::credentials_pdf))
+        .route("/api/v1/radiususers/", get(users::list).post(users::create))
+        .route(
+            "/api/v1/radiususers/{id}/",
+            get(users::detail)
+                .patch(users::update)
+                .delete(users::delete),
+        )
+        .route(
+            "/api/v1/radiususers/{id}/password/",
+            post(users::set_password),
+        )
+        .route(
+            "/api/v1/radiususers/{id}/sendoobtoken/",
+            post(users::send_oob_token),
+        )
+        .route("/api/v1/groups/", get(groups::list).post(groups::create))
+        .route(
+            "/api/v1/groups/{name}/",
+            get(groups::detail)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
+        .route(
+            "/api/v1/groups/{name}/members/",
+            get(groups::members).post(groups::add_member),
+        )
+        .route(
+            "/api/v1/groups/{name}/members/{username}/",
+            axum::routing::delete(groups::remove_member),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    let public = Router::new()
+        .route("/api/v1/token/", post(users::login))
+        .route("/api/v1/openapi.json", get(openapi::serve));
+    let max_body = state.cfg.max_body_bytes;
+    protected
+        .merge(public)
+        .fallback(|| async { ApiError::NotFound("resource".into()) })
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+/// Marks a deliberately empty error answer (authorize/'s reject for
+/// rlm_rest) so the JSON safety net leaves it alone.
+#[derive(Clone, Copy)]
+pub struct KeepEmpty;
+
+/// A safety net for answers produced outside our handlers (axum's own
+/// rejections: 405, path decoding, body limit): every error is JSON.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let keep = resp.extensions().get::<KeepEmpty>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !is_json && !keep {
+        let allow = resp.headers().get(header::ALLOW).cloned();
+        let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
+        let mut out = (status, axum::Json(serde_json::json!({ "detail": detail }))).into_response();
+        if let Some(a) = allow {
+            out.headers_mut().insert(header::ALLOW, a);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            out.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        return out;
+    }
+    resp
+}
+
+/// A panic is a bug: log it, answer JSON, keep serving.
+fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    log::error!("handler panicked: {msg}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({ "detail": "internal error" })),
+    )
+        .into_response()
+}
+
+/// Binds and serves until `shutdown` resolves. Returns the bound address
+/// first through `on_bound` (the tests bind port 0).
+pub async fn serve(
+    state: SharedState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,378 @@
+//! radius-admin command line: `serve` runs the HTTP API; the other
+//! commands do the same operations from a shell.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use radius_admin::{batch, oob, ApiError, AppState, Config, RejectBody};
+
+#[derive(Parser)]
+#[command(
+    name = "radius-admin",
+    version,
+    about = "rlm_rust management API and CLI"
+)]
+struct Cli {
+    /// PostgreSQL connection string (libpq key=value or postgresql:// URL).
+    #[arg(long, env = "RLM_RUST_DSN", global = true)]
+    dsn: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API on 127.0.0.1.
+    Serve(ServeArgs),
+    /// Create or update the schema (stock FreeRADIUS tables and rlm_rust's).
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Create user batches.
+    #[command(subcommand)]
+    Batch(BatchCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, env = "RADIUS_ADMIN_PORT", default_value_t = 8000)]
+    port: u16,
+    /// Address to listen on. The API manages credentials: keep it local
+    /// (or behind a TLS proxy).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// The bootstrap API token; when unset a random one is generated and
+    /// printed once. Tokens from `token create` work as well.
+    #[arg(long, env = "RADIUS_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Body of authorize/'s reject answer (both with status 401).
+    #[arg(long, value_enum, default_value_t = RejectBody::Empty)]
+    authorize_reject: RejectBody,
+    /// Keep the offered password of rejected requests in radpostauth.
+    #[arg(long)]
+    store_rejected_password: bool,
+    /// Largest accepted request body in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_body_bytes: usize,
+    /// Lifetime of the one-time RADIUS token from the login endpoint, seconds.
+    #[arg(long, default_value_t = 3600)]
+    radius_token_ttl: u64,
+    /// Lifetime of an out-of-band code, seconds.
+    #[arg(long, default_value_t = 300)]
+    oob_ttl: u64,
+    /// SMTP server for e-mailed codes, e.g. smtp://mail:25?tls=required or
+    /// smtps://user:pass@mail. Unset: codes are logged (console sender).
+    #[arg(long, env = "RADIUS_ADMIN_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_SMTP_FROM",
+        default_value = "radius-admin@localhost"
+    )]
+    smtp_from: String,
+    /// HTTP SMS gateway: receives POST {"to", "message"}. Unset: codes are logged.
+    #[arg(long, env = "RADIUS_ADMIN_SMS_URL")]
+    sms_url: Option<String>,
+    /// Bearer token for the SMS gateway.
+    #[arg(long, env = "RADIUS_ADMIN_SMS_TOKEN", hide_env_values = true)]
+    sms_token: Option<String>,
+    /// Do not migrate the schema at start.
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token; it is printed once and stored only hashed.
+    Create {
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List tokens (ids, names, dates; never the tokens).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Import users from a CSV file (username,password,email,first_name,
+    /// last_name; empty password = generated), all or nothing, as a batch.
+    Import {
+        file: PathBuf,
+        /// Batch name (default: the file name and the time).
+        #[arg(long)]
+        name: Option<String>,
+        /// Last valid day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        expiration_date: Option<String>,
+        /// Add every user to this group.
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BatchCmd {
+    /// Generate COUNT users named PREFIX001.. with random passwords; prints
+    /// the credentials as CSV (or writes --output / --pdf).
+    Create {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        name: Option<String>,
+        /// Last valid day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        expiration_date: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// Write the credentials CSV here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Also write the printable PDF here.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("radius-admin: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn api(e: ApiError) -> String {
+    match e {
+        ApiError::Unavailable(d) => format!("database error: {d}"),
+        other => other.to_string(),
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let dsn = cli
+        .dsn
+        .ok_or("no database: pass --dsn or set RLM_RUST_DSN")?;
+    match cli.command {
+        Command::Serve(a) => serve(dsn, a).await,
+        Command::Migrate => {
+            radius_core::schema::migrate(&dsn).await.map_err(fail)?;
+            println!("schema up to date");
+            Ok(())
+        }
+        Command::Token(t) => {
+            let pool = radius_admin::db::pool(&dsn, 1)?;
+            match t {
+                TokenCmd::Create { name } => {
+                    let (id, token) = radius_admin::auth::create(&pool, &name)
+                        .await
+                        .map_err(api)?;
+                    eprintln!("token {id} ({name}) created; it is shown only now:");
+                    println!("{token}");
+                }
+                TokenCmd::List => {
+                    for t in radius_admin::auth::list(&pool).await.map_err(api)? {
+                        println!(
+                            "{}\t{}\tcreated {}\t{}",
+                            t.id,
+                            t.name,
+                            t.created_at,
+                            t.revoked_at
+                                .map(|r| format!("revoked {r}"))
+                                .unwrap_or_else(|| "active".into())
+                        );
+                    }
+                }
+                TokenCmd::Revoke { id } => {
+                    if !radius_admin::auth::revoke(&pool, id).await.map_err(api)? {
+                        return Err(format!("no active token with id {id}"));
+                    }
+                    println!("token {id} revoked");
+                }
+            }
+            Ok(())
+        }
+        Command::Users(UsersCmd::Import {
+            file,
+            name,
+            expiration_date,
+            group,
+        }) => {
+            let data = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let users = batch::parse_csv(&data).map_err(api)?;
+            let name = name.unwrap_or_else(|| {
+                format!(
+                    "import {} {}",
+                    file.file_name().unwrap_or_default().to_string_lossy(),
+                    now_label()
+                )
+            });
+            let spec = batch::BatchSpec {
+                name,
+                strategy: "csv",
+                prefix: None,
+                expiration_date: parse_exp(expiration_date)?,
+                groupname: group,
+                users,
+            };
+            let (id, secs) = create_with_progress(&dsn, &spec).await?;
+            let generated: Vec<_> = spec.users.iter().filter(|u| u.generated).collect();
+            eprintln!(
+                "imported {} users as batch {id} in {secs:.1} s",
+                spec.users.len()
+            );
+            if !generated.is_empty() {
+                eprintln!("generated passwords (shown only now):");
+                println!("username,password");
+                for u in generated {
+                    println!("{},{}", u.username, u.password);
+                }
+            }
+            Ok(())
+        }
+        Command::Batch(BatchCmd::Create {
+            prefix,
+            count,
+            name,
+            expiration_date,
+            group,
+            output,
+            pdf,
+        }) => {
+            let users = batch::prefix_users(&prefix, count).map_err(api)?;
+            let spec = batch::BatchSpec {
+                name: name.unwrap_or_else(|| format!("{prefix} {}", now_label())),
+                strategy: "prefix",
+                prefix: Some(prefix),
+                expiration_date: parse_exp(expiration_date)?,
+                groupname: group,
+                users,
+            };
+            let (id, secs) = create_with_progress(&dsn, &spec).await?;
+            eprintln!(
+                "created batch {id} ({}) with {} users in {secs:.2} s",
+                spec.name,
+                spec.users.len()
+            );
+            let creds: Vec<(String, String)> = spec
+                .users
+                .iter()
+                .map(|u| (u.username.clone(), u.password.clone()))
+                .collect();
+            let csv = batch::credentials_csv_bytes(&creds);
+            match output {
+                Some(p) => std::fs::write(&p, csv).map_err(|e| format!("{}: {e}", p.display()))?,
+                None => {
+                    use std::io::Write;
+                    std::io::stdout().write_all(&csv).map_err(fail)?;
+                }
+            }
+            if let Some(p) = pdf {
+                let exp = spec.expiration_date.map(|d| d.to_string());
+                let bytes = radius_admin::pdf::credentials_pdf(&spec.name, exp.as_deref(), &creds)?;
+                std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn now_label() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_default()
+}
+
+fn parse_exp(s: Option<String>) -> Result<Option<time::Date>, String> {
+    s.map(|s| radius_admin::input::parse_date("--expiration-date", &s))
+        .transpose()
+        .map_err(api)
+}
+
+/// Runs a batch with a progress bar over the password hashing (the long
+/// part); returns the batch id and the elapsed seconds.
+async fn create_with_progress(dsn: &str, spec: &batch::BatchSpec) -> Result<(i64, f64), String> {
+    let pool = radius_admin::db::pool(dsn, 2)?;
+    let pb = indicatif::ProgressBar::new(spec.users.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .map_err(fail)?
+        .progress_chars("=> "),
+    );
+    pb.set_message("hashing");
+    let started = std::time::Instant::now();
+    let id = batch::create_batch(&pool, spec, &|n| pb.inc(n))
+        .await
+        .map_err(api)?;
+    pb.finish_and_clear();
+    Ok((id, started.elapsed().as_secs_f64()))
+}
+
+async fn serve(dsn: String, a: ServeArgs) -> Result<(), String> {
+    if !a.no_migrate {
+        radius_core::schema::migrate(&dsn).await.map_err(fail)?;
+    }
+    let token = match a.token.filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            let t = radius_core::account::new_token();
+            // Printed once, to standard output, so scripts can capture it.
+            println!("API token (generated for this run): {t}");
+            t
+        }
+    };
+    let mut cfg = Config::new(&dsn);
+    cfg.bootstrap_token = Some(token);
+    cfg.authorize_reject = a.authorize_reject;
+    cfg.store_rejected_password = a.store_rejected_password;
+    cfg.max_body_bytes = a.max_body_bytes;
+    cfg.radius_token_ttl = Duration::from_secs(a.radius_token_ttl.max(1));
+    cfg.oob_ttl = Duration::from_secs(a.oob_ttl.max(1));
+    if let Some(url) = &a.smtp_url {
+        cfg.senders.smtp = Some(oob::SmtpSender::new(url, &a.smtp_from)?);
+    }
+    if let Some(url) = &a.sms_url {
+        cfg.senders.sms = Some(oob::SmsGateway::new(url, a.sms_token.clone())?);
+    }
+    let state = Arc::new(AppState::new(cfg)?);
+    let addr = std::net::SocketAddr::new(a.bind, a.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    log::info!("radius-admin listening on http://{addr}/api/v1/");
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+        log::info!("shutting down");
+    };
+    radius_admin::serve(state, listener, shutdown)
+        .await
+        .map_err(fail)
+}

@@ -1,0 +1,449 @@
+//! The FreeRADIUS-facing endpoints (drop-in for an rlm_rest set-up that
+//! pointed at django-freeradius): authorize/, postauth/, accounting/. They
+//! call the core's own functions, so they decide and write exactly what the
+//! module would.
+
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use radius_core::account::{LoginDecision, RejectReason, KNOWN_GOOD_CREDENTIALS};
+use radius_core::accounting::{AcctRecord, AcctStatus};
+use radius_core::postauth::PostAuthRecord;
+use serde_json::{Map, Value};
+use tokio_postgres::types::ToSql;
+
+use crate::error::{ApiError, ApiResult};
+use crate::input::{parse_bool, parse_timestamp, Input};
+use crate::{RejectBody, SharedState};
+
+/// SQL printing a timestamptz column as RFC 3339 UTC with microseconds
+/// (NULL stays NULL).
+pub fn ts(col: &str) -> String {
+    format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+}
+
+/// Control items never sent back: the credential the password was checked
+/// against must not leave the server.
+fn hidden_control(name: &str) -> bool {
+    KNOWN_GOOD_CREDENTIALS
+        .iter()
+        .chain(&["Rust-Password-Hash", "Auth-Type", "User-Password"])
+        .any(|h| h.eq_ignore_ascii_case(name))
+}
+
+/// rlm_rest's JSON response format: `"list:Attribute": value`, an array
+/// when the attribute repeats.
+fn add_attr(body: &mut Map<String, Value>, key: String, value: String) {
+    match body.get_mut(&key) {
+        None => {
+            body.insert(key, Value::String(value));
+        }
+        Some(Value::Array(a)) => a.push(Value::String(value)),
+        Some(old) => {
+            let first = old.take();
+            *old = Value::Array(vec![first, Value::String(value)]);
+        }
+    }
+}
+
+pub async fn authorize(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
+    let username = input.str_req("username")?;
+    let password = input.str_req("password")?;
+    let decision = st
+        .store
+        .check_login(&username, &password, &st.authorize_options())
+        .await?;
+    match decision {
+        LoginDecision::Accept { control, reply } => {
+            let mut body = Map::new();
+            body.insert("control:Auth-Type".into(), "Accept".into());
+            for (k, v) in control {
+                if !hidden_control(&k) {
+                    add_attr(&mut body, format!("control:{k}"), v);
+                }
+            }
+            for (k, v) in reply {
+                add_attr(&mut body, format!("reply:{k}"), v);
+            }
+            Ok((StatusCode::OK, Json(Value::Object(body))).into_response())
+        }
+        LoginDecision::Reject { reason } => {
+            log::info!("authorize/: {username} rejected ({reason:?})");
+            Ok(match st.cfg.authorize_reject {
+                RejectBody::Empty => StatusCode::UNAUTHORIZED.into_response_empty(),
+                RejectBody::Json => {
+                    let mut body = Map::new();
+                    body.insert("control:Auth-Type".into(), "Reject".into());
+                    let msg = match reason {
+                        RejectReason::Disabled { reason } => {
+                            Some(radius_core::account::Denial::Disabled { reason }.to_string())
+                        }
+                        RejectReason::Expired => {
+                            Some(radius_core::account::Denial::Expired.to_string())
+                        }
+                        _ => None,
+                    };
+                    if let Some(m) = msg {
+                        body.insert("reply:Reply-Message".into(), m.into());
+                    }
+                    (StatusCode::UNAUTHORIZED, Json(Value::Object(body))).into_response()
+                }
+            })
+        }
+    }
+}
+
+/// An empty body with the status, marked so the JSON safety net leaves it
+/// alone (rlm_rest must not get a body to parse).
+trait EmptyResponse {
+    fn into_response_empty(self) -> Response;
+}
+
+impl EmptyResponse for StatusCode {
+    fn into_response_empty(self) -> Response {
+        let mut r = self.into_response();
+        r.extensions_mut().insert(crate::KeepEmpty);
+        r
+    }
+}
+
+pub async fn postauth(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
+    let username = input.str_req("username")?;
+    let password = input.str_opt("password")?;
+    let reply = input.str_req("reply")?;
+    if reply.len() > 64 {
+        return Err(ApiError::invalid("reply", "at most 64 characters"));
+    }
+    let rejected = reply.eq_ignore_ascii_case("Access-Reject");
+    let rec = PostAuthRecord {
+        username,
+        // As the module: only a rejected request's password, and only
+        // when the operator asked for it.
+        pass: password.filter(|_| rejected && st.cfg.store_rejected_password),
+        reply,
+        called_station_id: input.str_opt("called_station_id")?,
+        calling_station_id: input.str_opt("calling_station_id")?,
+        authdate: radius_core::account::now(),
+    };
+    st.store.write_postauth(&rec).await?;
+    Ok(StatusCode::CREATED.into_response_empty())
+}
+
+fn parse_status(s: &str) -> ApiResult<AcctStatus> {
+    let norm = s.trim().to_ascii_lowercase().replace('_', "-");
+    Ok(match norm.as_str() {
+        "start" => AcctStatus::Start,
+        "stop" => AcctStatus::Stop,
+        "interim-update" | "alive" | "interim" => AcctStatus::InterimUpdate,
+        "accounting-on" => AcctStatus::AccountingOn,
+        "accounting-off" => AcctStatus::AccountingOff,
+        n => match n.parse::<u32>() {
+            Ok(code) => AcctStatus::from_code(code),
+            Err(_) => {
+                return Err(ApiError::invalid(
+                    "status_type",
+                    format!(
+                        "'{s}' is not one of Start, Interim-Update, Stop, Accounting-On, Accounting-Off (or a number)"
+                    ),
+                ))
+            }
+        },
+    })
+}
+
+fn ip_field(input: &mut Input, name: &str, required: bool) -> ApiResult<String> {
+    let v = input.str_opt(name)?.unwrap_or_default();
+    let v = v.trim().to_string();
+    if v.is_empty() {
+        if required {
+            return Err(ApiError::invalid(name, "this field is required"));
+        }
+        return Ok(v);
+    }
+    v.parse::<std::net::IpAddr>()
+        .map_err(|_| ApiError::invalid(name, format!("'{v}' is not an IP address")))?;
+    Ok(v)
+}
+
+fn time_field(input: &mut Input, name: &str) -> ApiResult<Option<i64>> {
+    match input.str_opt(name)? {
+        Some(s) if !s.trim().is_empty() => Ok(Some(parse_timestamp(name, &s)? as i64)),
+        _ => Ok(None),
+    }
+}
+
+/// Builds the module's record from the document's 24 fields. `groupname`
+/// and `interval` are accepted and not stored: the stock radacct has no
+/// group column, and the interval is computed by the statements as the
+/// module does.
+fn acct_record(status: AcctStatus, input: &mut Input) -> ApiResult<AcctRecord> {
+    let session = matches!(
+        status,
+        AcctStatus::Start | AcctStatus::Stop | AcctStatus::InterimUpdate
+    );
+    let text = |input: &mut Input, name: &str| -> ApiResult<String> {
+        Ok(input.str_opt(name)?.unwrap_or_default())
+    };
+    let (session_id, unique_id) = if session {
+        (input.str_req("session_id")?, input.str_req("unique_id")?)
+    } else {
+        (text(input, "session_id")?, text(input, "unique_id")?)
+    };
+    let start = time_field(input, "start_time")?;
+    let update = time_field(input, "update_time")?;
+    let stop = time_field(input, "stop_time")?;
+    // The document's records carry all three times; the event is the one
+    // the status type is about (Event-Timestamp in the module).
+    let event = match status {
+        AcctStatus::Start => start,
+        AcctStatus::InterimUpdate => update,
+        _ => stop.or(update),
+    };
+    let event_time = event.unwrap_or_else(|| radius_core::account::now() as i64);
+    let session_time = input
+        .u64_opt("session_time")?
+        .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let inoct = input.u64_opt("input_octets")?.unwrap_or(0);
+    let outoct = input.u64_opt("output_octets")?.unwrap_or(0);
+    let ci_start = text(input, "connection_info_start")?;
+    let ci_stop = text(input, "connection_info_stop")?;
+    let _ = input.int_opt("interval")?;
+    let _ = input.str_opt("groupname")?;
+    Ok(AcctRecord {
+        session_id,
+        unique_id,
+        username: text(input, "username")?,
+        realm: text(input, "realm")?,
+        nas_ip: ip_field(input, "nas_ip_address", true)?,
+        nas_port_id: text(input, "nas_port_id")?,
+        nas_port_type: text(input, "nas_port_type")?,
+        event_time,
+        session_time,
+        authentic: text(input, "authentication")?,
+        connect_info: if status == AcctStatus::Stop {
+            ci_stop
+        } else {
+            ci_start
+        },
+        // The API carries 64-bit totals; the record wants RADIUS' split.
+        input_octets: (inoct & 0xffff_ffff) as u32,
+        input_gigawords: (inoct >> 32) as u32,
+        output_octets: (outoct & 0xffff_ffff) as u32,
+        output_gigawords: (outoct >> 32) as u32,
+        called_station_id: text(input, "called_station_id")?,
+        calling_station_id: text(input, "calling_station_id")?,
+        terminate_cause: text(input, "terminate_cause")?,
+        service_type: text(input, "service_type")?,
+        framed_protocol: text(input, "framed_protocol")?,
+        framed_ip_address: ip_field(input, "framed_ip_address", false)?,
+        ..Default::default()
+    })
+}
+
+pub async fn post_accounting(
+    State(st): State<SharedState>,
+    mut input: Input,
+) -> ApiResult<Response> {
+    let status = parse_status(&input.str_req("status_type")?)?;
+    let rec = acct_record(status, &mut input)?;
+    st.store.write_accounting(status, &rec).await?;
+    // As django-freeradius: 201 for a Start, 200 otherwise, and no body
+    // so FreeRADIUS has nothing to process.
+    let code = if status == AcctStatus::Start {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(code.into_response_empty())
+}
+
+pub type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+pub fn param_refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// `page` and `page_size` from the query, validated.
+pub fn paging(q: &mut Input, default: i64) -> ApiResult<(i64, i64)> {
+    let page = q.int_opt("page")?.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::invalid("page", "must be 1 or more"));
+    }
+    let size = q.int_opt("page_size")?.unwrap_or(default);
+    if !(1..=1000).contains(&size) {
+        return Err(ApiError::invalid("page_size", "must be between 1 and 1000"));
+    }
+    Ok((page, size))
+}
+
+/// RFC 8288 Link header with relative references (correct behind any
+/// proxy), keeping the client's other parameters.
+pub fn link_header(
+    path: &str,
+    raw_query: Option<&str>,
+    page: i64,
+    size: i64,
+    total: i64,
+) -> Option<String> {
+    let last = ((total + size - 1) / size).max(1);
+    let mut base: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw_query.unwrap_or("")).unwrap_or_default();
+    base.retain(|(k, _)| k != "page" && k != "page_size");
+    let url = |p: i64| {
+        let mut q = base.clone();
+        q.push(("page".into(), p.to_string()));
+        q.push(("page_size".into(), size.to_string()));
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(q).unwrap_or_default()
+        )
+    };
+    let mut links = vec![
+        format!("<{}>; rel=\"first\"", url(1)),
+        format!("<{}>; rel=\"last\"", url(last)),
+    ];
+    if page < last {
+        links.push(format!("<{}>; rel=\"next\"", url(page + 1)));
+    }
+    if page > 1 {
+        links.push(format!("<{}>; rel=\"prev\"", url((page - 1).min(last))));
+    }
+    Some(links.join(", "))
+}
+
+pub async fn list_accounting(
+    State(st): State<SharedState>,
+    OriginalUri(uri): OriginalUri,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let mut q = Input::from_query(raw.as_deref())?;
+    let _ = q.remove("token");
+    let (page, size) = paging(&mut q, 100)?;
+    let mut conds: Vec<String> = Vec::new();
+    let mut params: Params = Vec::new();
+    for (param, col) in [
+        ("username", "username"),
+        ("called_station_id", "calledstationid"),
+        ("calling_station_id", "callingstationid"),
+    ] {
+        if let Some(v) = q.str_opt(param)? {
+            params.push(Box::new(v));
+            conds.push(format!("{col} = ${}", params.len()));
+        }
+    }
+    if let Some(v) = q.str_opt("start_time")? {
+        params.push(Box::new(parse_timestamp("start_time", &v)?));
+        conds.push(format!("acctstarttime >= to_timestamp(${})", params.len()));
+    }
+    if let Some(v) = q.str_opt("stop_time")? {
+        params.push(Box::new(parse_timestamp("stop_time", &v)?));
+        conds.push(format!("acctstoptime <= to_timestamp(${})", params.len()));
+    }
+    if let Some(v) = q.str_opt("is_open")? {
+        let open = parse_bool(&v)
+            .ok_or_else(|| ApiError::invalid("is_open", "must be a boolean (true or false)"))?;
+        conds.push(if open {
+            "acctstoptime IS NULL".into()
+        } else {
+            "acctstoptime IS NOT NULL".into()
+        });
+    }
+    q.deny_unknown("filter")?;
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let client = st.db.get().await?;
+    let refs = param_refs(&params);
+    let total: i64 = client
+        .query_one(&format!("SELECT count(*) FROM radacct {where_sql}"), &refs)
+        .await?
+        .get(0);
+    let sql = format!(
+        "SELECT radacctid, acctsessionid, acctuniqueid, username, realm, \
+         COALESCE(host(nasipaddress), ''), nasportid, nasporttype, {}, {}, {}, acctinterval, \
+         acctsessiontime, acctauthentic, connectinfo_start, connectinfo_stop, acctinputoctets, \
+         acctoutputoctets, calledstationid, callingstationid, acctterminatecause, servicetype, \
+         framedprotocol, COALESCE(host(framedipaddress), '') FROM radacct {where_sql} \
+         ORDER BY acctstarttime DESC NULLS LAST, radacctid DESC LIMIT {size} OFFSET {}",
+        ts("acctstarttime"),
+        ts("acctupdatetime"),
+        ts("acctstoptime"),
+        (page - 1) * size
+    );
+    let rows = client.query(&sql, &refs).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.get::<_, i64>(0),
+                "session_id": r.get::<_, String>(1),
+                "unique_id": r.get::<_, String>(2),
+                "username": r.get::<_, Option<String>>(3),
+                "groupname": Value::Null,
+                "realm": r.get::<_, Option<String>>(4),
+                "nas_ip_address": r.get::<_, String>(5),
+                "nas_port_id": r.get::<_, Option<String>>(6),
+                "nas_port_type": r.get::<_, Option<String>>(7),
+                "start_time": r.get::<_, Option<String>>(8),
+                "update_time": r.get::<_, Option<String>>(9),
+                "stop_time": r.get::<_, Option<String>>(10),
+                "interval": r.get::<_, Option<i64>>(11),
+                "session_time": r.get::<_, Option<i64>>(12),
+                "authentication": r.get::<_, Option<String>>(13),
+                "connection_info_start": r.get::<_, Option<String>>(14),
+                "connection_info_stop": r.get::<_, Option<String>>(15),
+                "input_octets": r.get::<_, Option<i64>>(16),
+                "output_octets": r.get::<_, Option<i64>>(17),
+                "called_station_id": r.get::<_, Option<String>>(18),
+                "calling_station_id": r.get::<_, Option<String>>(19),
+                "terminate_cause": r.get::<_, Option<String>>(20),
+                "service_type": r.get::<_, Option<String>>(21),
+                "framed_protocol": r.get::<_, Option<String>>(22),
+                "framed_ip_address": r.get::<_, String>(23),
+            })
+        })
+        .collect();
+    let mut resp = Json(items).into_response();
+    if let Some(link) = link_header(uri.path(), raw.as_deref(), page, size, total) {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+    }
+    resp.headers_mut()
+        .insert("x-total-count", HeaderValue::from(total));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_pages() {
+        let l = link_header("/a/", Some("username=x&page=2&token=t"), 2, 10, 35).unwrap();
+        assert!(
+            l.contains("</a/?username=x&token=t&page=3&page_size=10>; rel=\"next\""),
+            "{l}"
+        );
+        assert!(l.contains("page=1&page_size=10>; rel=\"prev\""), "{l}");
+        assert!(l.contains("page=4&page_size=10>; rel=\"last\""), "{l}");
+        let l = link_header("/a/", None, 1, 10, 5).unwrap();
+        assert!(!l.contains("next") && !l.contains("prev"), "{l}");
+    }
+
+    #[test]
+    fn status_types() {
+        assert_eq!(
+            parse_status("Interim-Update").unwrap(),
+            AcctStatus::InterimUpdate
+        );
+        assert_eq!(parse_status("stop").unwrap(), AcctStatus::Stop);
+        assert_eq!(parse_status("7").unwrap(), AcctStatus::AccountingOn);
+        assert!(parse_status("bogus").is_err());
+    }
+}
