@@ -18,7 +18,7 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 pub struct TestDb {
     pub name: String,
     /// What the module gets as `dsn`: the admin DSN with user and dbname
-    /// replaced (later keys win in a libpq string).
+    /// replaced.
     pub dsn: String,
     admin_dsn: String,
     rt: Runtime,
@@ -71,6 +71,19 @@ fn drop_stale_databases(rt: &Runtime, admin_dsn: &str) {
     });
 }
 
+/// The admin DSN (libpq key=value form) with user and dbname replaced.
+fn database_dsn(admin_dsn: &str, user: &str, dbname: &str) -> String {
+    let mut parts: Vec<&str> = admin_dsn
+        .split_whitespace()
+        .filter(|kv| !kv.starts_with("user=") && !kv.starts_with("dbname="))
+        .collect();
+    let user = format!("user={user}");
+    let db = format!("dbname={dbname}");
+    parts.push(&user);
+    parts.push(&db);
+    parts.join(" ")
+}
+
 impl TestDb {
     /// A new database `e2e_<pid>_<n>_<tag>` with the schema migrated
     /// (radius_core::schema::migrate: stock tables + rlm_rust's own).
@@ -107,7 +120,7 @@ impl TestDb {
                 .await
                 .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
         });
-        let dsn = format!("{} user={owner} dbname={name}", env.admin_dsn);
+        let dsn = database_dsn(&env.admin_dsn, owner, &name);
         let client = rt.block_on(connect(&dsn));
         TestDb {
             name,
