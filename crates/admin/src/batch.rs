@@ -89,11 +89,21 @@ pub fn parse_csv(data: &[u8]) -> ApiResult<Vec<NewUser>> {
     let mut users = Vec::new();
     let mut seen = HashSet::new();
     for (i, rec) in rdr.byte_records().enumerate() {
+        // The line in the file as an editor shows it: the csv crate's own
+        // line counter skips blank lines.
+        // A record's position can point at the blank lines before it.
+        let line_at = |byte: u64| {
+            let mut end = (byte as usize).min(data.len());
+            while end < data.len() && (data[end] == b'\n' || data[end] == b'\r') {
+                end += 1;
+            }
+            1 + data[..end].iter().filter(|b| **b == b'\n').count()
+        };
         let rec = rec.map_err(|e| {
-            let row = e.position().map(|p| p.line() as usize).unwrap_or(i + 1);
+            let row = e.position().map(|p| line_at(p.byte())).unwrap_or(i + 1);
             row_err(row, format!("unreadable CSV: {e}"))
         })?;
-        let row = rec.position().map(|p| p.line() as usize).unwrap_or(i + 1);
+        let row = rec.position().map(|p| line_at(p.byte())).unwrap_or(i + 1);
         let rec = csv::StringRecord::from_byte_record(rec)
             .map_err(|_| row_err(row, "not valid UTF-8"))?;
         if i == 0

@@ -225,8 +225,7 @@ fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .into_response()
 }
 
-/// Binds and serves until `shutdown` resolves. Returns the bound address
-/// first through `on_bound` (the tests bind port 0).
+/// Serves on `listener` (the tests bind port 0) until `shutdown` resolves.
 pub async fn serve(
     state: SharedState,
     listener: tokio::net::TcpListener,

@@ -1,6 +1,8 @@
 //! radius-admin command line: `serve` runs the HTTP API; the other
 //! commands do the same operations from a shell.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -102,7 +102,7 @@ pub async fn setup_with(tune: impl FnOnce(&mut Config)) -> Option<Ctx> {
         "rlm_admin_t_{}_{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst),
-        radius_core::account::new_token()[..8].to_string()
+        &radius_core::account::new_token()[..8]
     );
     admin
         .batch_execute(&format!("CREATE DATABASE {db_name}"))
