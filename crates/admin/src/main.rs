@@ -18,7 +18,7 @@ use radius_admin::{batch, oob, ApiError, AppState, Config, RejectBody};
 )]
 struct Cli {
     /// PostgreSQL connection string (libpq key=value or postgresql:// URL).
-    #[arg(long, env = "RLM_RUST_DSN", global = true)]
+    #[arg(long, env = "RLM_RUST_DSN", global = true, hide_env_values = true)]
     dsn: Option<String>,
     #[command(subcommand)]
     command: Command,
