@@ -18,10 +18,11 @@ static SEQ: AtomicUsize = AtomicUsize::new(0);
 /// never takes one between our check and radiusd's bind; spread by PID so
 /// concurrent test processes rarely try the same ones.
 fn free_port_pair() -> (u16, u16) {
-    let base = 20000 + (std::process::id() as usize % 300) * 40;
+    let offset = (std::process::id() as usize % 300) * 40;
     for _ in 0..2000 {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let auth = (base + (n * 2) % 12000).min(31998) as u16;
+        // Even ports in 20000..32000: auth, auth + 1.
+        let auth = (20000 + (offset + n * 2) % 12000) as u16;
         let acct = auth + 1;
         let ok = UdpSocket::bind(("127.0.0.1", auth)).is_ok()
             && UdpSocket::bind(("127.0.0.1", acct)).is_ok();
