@@ -249,7 +249,8 @@ impl State {
             .enable_all()
             .build()
             .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
-        let store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        let mut store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        store.start_background(rt.handle(), cfg.cache_size);
         let opts = Options {
             read_groups: cfg.read_groups,
             read_profiles: cfg.read_profiles,
@@ -258,10 +259,11 @@ impl State {
         ffi::radlog(
             sys::L_INFO,
             &format!(
-                "rlm_rust ({name}): version {}, database {}, pool_size {}",
+                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}",
                 radius_core::VERSION,
                 cfg.dsn_for_log(),
-                cfg.pool_size
+                cfg.pool_size,
+                cfg.cache_size
             ),
         );
         // A database that is down must not stop radiusd: requests fail

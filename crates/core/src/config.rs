@@ -63,6 +63,11 @@ pub const ITEMS: &[ItemSpec] = &[
         help: "profile whose groups apply when the user has no control:User-Profile",
     },
     ItemSpec {
+        name: "cache_size",
+        default: Some("1000000"),
+        help: "users kept in memory (kept coherent by LISTEN/NOTIFY); 0 turns the cache off",
+    },
+    ItemSpec {
         name: "auto_migrate",
         default: Some("yes"),
         help: "create missing stock tables and rlm_rust's own tables at first connection",
@@ -103,6 +108,7 @@ pub struct ModuleConfig {
     pub read_profiles: bool,
     pub default_profile: Option<String>,
     pub auto_migrate: bool,
+    pub cache_size: usize,
 }
 
 impl ModuleConfig {
@@ -166,6 +172,12 @@ impl ModuleConfig {
             read_profiles: parse_bool("read_profiles", get("read_profiles"))?,
             default_profile,
             auto_migrate: parse_bool("auto_migrate", get("auto_migrate"))?,
+            cache_size: parse_int(
+                "cache_size",
+                get("cache_size").unwrap_or_default(),
+                0,
+                100_000_000,
+            )? as usize,
         })
     }
 
@@ -249,6 +261,7 @@ mod tests {
         assert_eq!(c.sql_user_name, "%{User-Name}");
         assert!(c.read_groups && c.read_profiles && c.auto_migrate);
         assert_eq!(c.default_profile, None);
+        assert_eq!(c.cache_size, 1_000_000);
     }
 
     #[test]
@@ -274,6 +287,7 @@ mod tests {
             (&[("dsn", "host=x"), ("pool_sise", "4")], "pool_sise"),
             (&[("dsn", "host=x"), ("dsn", "host=y")], "dsn"),
             (&[("dsn", "host=x"), ("sql_user_name", "")], "sql_user_name"),
+            (&[("dsn", "host=x"), ("cache_size", "-1")], "cache_size"),
         ];
         for (items, item) in cases {
             let e = ModuleConfig::from_items(items.iter().copied()).unwrap_err();

@@ -12,6 +12,8 @@ pub enum Error {
     Timeout(Duration, &'static str),
     #[error("schema migration failed: {0}")]
     Migration(String),
+    #[error("write failed: {0}")]
+    Write(String),
     #[error("bad data in {table}: {message}")]
     BadData {
         table: &'static str,

@@ -7,6 +7,7 @@ pub mod account;
 pub mod accounting;
 pub mod attrs;
 pub mod authorize;
+pub mod cache;
 pub mod config;
 pub mod engine;
 mod error;

@@ -16,6 +16,9 @@ pub struct PostAuthRecord {
     pub authdate: f64,
 }
 
-pub(crate) const INSERT: &str = "INSERT INTO radpostauth \
+/// Many rows in one statement: the group commit's unit.
+pub(crate) const INSERT_MANY: &str = "INSERT INTO radpostauth \
     (username, pass, reply, calledstationid, callingstationid, authdate) \
-    VALUES ($1, $2, $3, $4, $5, to_timestamp($6))";
+    SELECT u, p, r, c1, c2, to_timestamp(t) \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[]) \
+    AS x(u, p, r, c1, c2, t)";

@@ -5,8 +5,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio::sync::OnceCell;
+use std::sync::Arc;
+
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
+use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio_postgres::NoTls;
 
 use std::collections::HashMap;
@@ -15,6 +19,7 @@ use crate::account::{self, LoginDecision, Profile, RejectReason};
 use crate::accounting::{self, AcctOutcome, AcctRecord, AcctStatus};
 use crate::attrs::AttrRow;
 use crate::authorize::{self, GroupData, Options, ProfileSource, Rcode, UserData};
+use crate::cache::{self, Cache};
 use crate::config::ModuleConfig;
 use crate::engine::StringEngine;
 use crate::postauth::{self, PostAuthRecord};
@@ -54,14 +59,41 @@ pub struct Lookup {
     pub profile: Option<Profile>,
 }
 
+/// The module's and the admin's door to PostgreSQL. Cheap to share: the
+/// background tasks hold the same inner state.
 pub struct Store {
+    inner: Arc<Inner>,
+    cache: Option<Arc<Cache>>,
+    postauth_q: Option<mpsc::Sender<Job<PostAuthRecord, ()>>>,
+    acct_q: Option<mpsc::Sender<Job<(AcctStatus, AcctRecord), AcctOutcome>>>,
+}
+
+struct Inner {
     pool: Pool,
+    dsn: String,
     query_timeout: Duration,
     connect_timeout: Duration,
     /// The DSN to migrate with, when `auto_migrate` is on.
     migrate_dsn: Option<String>,
     migrated: OnceCell<()>,
 }
+
+/// A record queued for a group commit and the caller waiting for it.
+struct Job<R, T> {
+    record: R,
+    done: oneshot::Sender<Result<T, String>>,
+}
+
+/// The receiving end of a queue, shared by its writer tasks.
+type SharedQueue<R, T> = Arc<tokio::sync::Mutex<mpsc::Receiver<Job<R, T>>>>;
+
+/// Most records one commit carries.
+const BATCH_MAX: usize = 256;
+/// Records waiting for a writer at most; beyond, callers wait (bounded by
+/// query_timeout) and then fail.
+const QUEUE_MAX: usize = 8192;
+/// Writer tasks per kind: one fills its next batch while another commits.
+const WRITERS: usize = 2;
 
 impl Store {
     /// Builds the pool without connecting: a database that is down at start
@@ -98,14 +130,82 @@ impl Store {
             .build()
             .map_err(|e| Error::Pool(e.to_string()))?;
         Ok(Store {
-            pool,
-            query_timeout: cfg.query_timeout,
-            connect_timeout: cfg.connect_timeout,
-            migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
-            migrated: OnceCell::new(),
+            inner: Arc::new(Inner {
+                pool,
+                dsn: cfg.dsn.clone(),
+                query_timeout: cfg.query_timeout,
+                connect_timeout: cfg.connect_timeout,
+                migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
+                migrated: OnceCell::new(),
+            }),
+            cache: None,
+            postauth_q: None,
+            acct_q: None,
         })
     }
 
+    /// Starts the in-memory user cache (when `cache_size` > 0) with its
+    /// LISTEN connection, and the group-commit writers for accounting and
+    /// post-auth, on `rt`. Without this every call goes to the database
+    /// directly (what the admin service wants).
+    pub fn start_background(&mut self, rt: &tokio::runtime::Handle, cache_size: usize) {
+        if cache_size > 0 {
+            let cache = Arc::new(Cache::new(cache_size));
+            rt.spawn(cache::listen(
+                Arc::clone(&cache),
+                self.inner.dsn.clone(),
+                self.inner.connect_timeout,
+                Duration::from_secs(1),
+            ));
+            self.cache = Some(cache);
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_MAX);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            rt.spawn(writer::<PostAuthBatch>(
+                Arc::clone(&self.inner),
+                Arc::clone(&rx),
+            ));
+        }
+        self.postauth_q = Some(tx);
+        let (tx, rx) = mpsc::channel(QUEUE_MAX);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            rt.spawn(writer::<AcctBatch>(
+                Arc::clone(&self.inner),
+                Arc::clone(&rx),
+            ));
+        }
+        self.acct_q = Some(tx);
+    }
+
+    /// The cache, when started (for stats and tests).
+    pub fn cache(&self) -> Option<&Arc<Cache>> {
+        self.cache.as_ref()
+    }
+
+    /// Queues `record` for the next group commit and waits for that commit.
+    async fn submit<R, T>(
+        &self,
+        q: &mpsc::Sender<Job<R, T>>,
+        record: R,
+        what: &'static str,
+    ) -> Result<T, Error> {
+        let (done, wait) = oneshot::channel();
+        self.inner
+            .deadline(what, async {
+                q.send(Job { record, done })
+                    .await
+                    .map_err(|_| Error::Write("writer stopped".into()))?;
+                wait.await
+                    .map_err(|_| Error::Write("writer stopped".into()))?
+                    .map_err(Error::Write)
+            })
+            .await
+    }
+}
+
+impl Inner {
     async fn client(&self) -> Result<Object, Error> {
         if let Some(dsn) = &self.migrate_dsn {
             self.migrated
@@ -127,14 +227,17 @@ impl Store {
             .await
             .map_err(|_| Error::Timeout(self.query_timeout, what))?
     }
+}
 
+impl Store {
     /// Connects (and migrates, with `auto_migrate`) once, so the first
     /// request does not pay for it and the log says early whether the
     /// database is there.
     pub async fn ping(&self) -> Result<(), Error> {
-        let limit = self.connect_timeout + self.query_timeout;
+        let inner = &self.inner;
+        let limit = inner.connect_timeout + inner.query_timeout;
         tokio::time::timeout(limit, async {
-            let client = self.client().await?;
+            let client = inner.client().await?;
             client.simple_query("SELECT 1").await?;
             Ok(())
         })
@@ -142,8 +245,24 @@ impl Store {
         .map_err(|_| Error::Timeout(limit, "connect"))?
     }
 
-    /// The stock tables' data and the profile of `username`.
-    pub async fn lookup(&self, username: &str) -> Result<Lookup, Error> {
+    /// The stock tables' data and the profile of `username`: from memory
+    /// when the cache is live, else from the database (kept for next time).
+    pub async fn lookup(&self, username: &str) -> Result<Arc<Lookup>, Error> {
+        let Some(cache) = &self.cache else {
+            return self.inner.lookup(username).await.map(Arc::new);
+        };
+        if let Some(hit) = cache.get(username) {
+            return Ok(hit);
+        }
+        let ticket = cache.ticket();
+        let fresh = Arc::new(self.inner.lookup(username).await?);
+        cache.insert(username, ticket, Arc::clone(&fresh));
+        Ok(fresh)
+    }
+}
+
+impl Inner {
+    async fn lookup(&self, username: &str) -> Result<Lookup, Error> {
         self.deadline("authorize", async {
             let client = self.client().await?;
             let (s1, s2) = tokio::try_join!(
@@ -170,16 +289,20 @@ impl Store {
         })
         .await
     }
+}
 
+impl Store {
     /// Uses up one-time token `id`; false when another request (or time)
     /// got there first.
     pub async fn consume_token(&self, id: i64) -> Result<bool, Error> {
-        self.deadline("one-time token", async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(CONSUME_TOKEN).await?;
-            Ok(client.execute(&stmt, &[&id]).await? == 1)
-        })
-        .await
+        let inner = &self.inner;
+        inner
+            .deadline("one-time token", async {
+                let client = inner.client().await?;
+                let stmt = client.prepare_cached(CONSUME_TOKEN).await?;
+                Ok(client.execute(&stmt, &[&id]).await? == 1)
+            })
+            .await
     }
 
     /// A PAP login checked outside radiusd (the admin service's
@@ -193,6 +316,7 @@ impl Store {
     ) -> Result<LoginDecision, Error> {
         let reject = |reason| Ok(LoginDecision::Reject { reason });
         let lookup = self.lookup(username).await?;
+        let lookup = lookup.as_ref();
         if let Some(p) = &lookup.profile {
             if let Err(d) = p.check(account::now()) {
                 return reject(d.into());
@@ -222,7 +346,7 @@ impl Store {
                 },
             }
         };
-        let Some(profile) = lookup.profile else {
+        let Some(profile) = lookup.profile.clone() else {
             if rc == Rcode::NotFound {
                 return reject(RejectReason::UnknownUser);
             }
@@ -245,89 +369,228 @@ impl Store {
 
     /// The stock tables' data for `username` (or a profile name).
     pub async fn user_data(&self, username: &str) -> Result<UserData, Error> {
-        self.deadline("authorize", async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(USER_DATA).await?;
-            let rows = client.query(&stmt, &[&username]).await?;
-            assemble_user(rows.iter().map(raw_row))
-        })
-        .await
+        self.lookup(username).await.map(|l| l.user.clone())
     }
 
-    /// Writes one accounting request, trying the status type's statements
-    /// in order until one changes a row. Returns only after the commit.
+    /// Writes one accounting request with the next group commit. Returns
+    /// only after the commit.
     pub async fn write_accounting(
         &self,
         status: AcctStatus,
         rec: &AcctRecord,
     ) -> Result<AcctOutcome, Error> {
-        let statements = accounting::statements(status);
-        if statements.is_empty() {
+        if accounting::statements(status).is_empty() {
             return Ok(AcctOutcome::Unchanged);
         }
-        self.deadline("accounting", async {
-            let client = self.client().await?;
-            let (input, output) = (rec.input_total(), rec.output_total());
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
-                &rec.session_id,
-                &rec.unique_id,
-                &rec.username,
-                &rec.realm,
-                &rec.nas_ip,
-                &rec.nas_port_id,
-                &rec.nas_port_type,
-                &rec.event_time,
-                &rec.session_time,
-                &rec.authentic,
-                &rec.connect_info,
-                &input,
-                &output,
-                &rec.called_station_id,
-                &rec.calling_station_id,
-                &rec.terminate_cause,
-                &rec.service_type,
-                &rec.framed_protocol,
-                &rec.framed_ip_address,
-                &rec.framed_ipv6_address,
-                &rec.framed_ipv6_prefix,
-                &rec.framed_interface_id,
-                &rec.delegated_ipv6_prefix,
-            ];
-            for sql in &statements {
-                let stmt = client.prepare_cached(sql).await?;
-                if client.execute(&stmt, &params).await? > 0 {
-                    return Ok(AcctOutcome::Written);
+        match &self.acct_q {
+            Some(q) => self.submit(q, (status, rec.clone()), "accounting").await,
+            None => self.inner.write_accounting(status, rec).await,
+        }
+    }
+
+    /// Writes one radpostauth row with the next group commit.
+    pub async fn write_postauth(&self, rec: &PostAuthRecord) -> Result<(), Error> {
+        match &self.postauth_q {
+            Some(q) => self.submit(q, rec.clone(), "post-auth").await,
+            None => {
+                let inner = &self.inner;
+                inner
+                    .deadline("post-auth", async {
+                        inner.insert_postauth(&[rec]).await.map_err(Error::Write)
+                    })
+                    .await
+            }
+        }
+    }
+}
+
+/// One kind of group-committed record.
+trait Batch: Send + Sync + 'static {
+    type R: Send + Sync + 'static;
+    type T: Send + 'static;
+    /// Writes `recs` in as few commits as possible; one result per record.
+    fn write<'a>(
+        inner: &'a Inner,
+        recs: Vec<&'a Self::R>,
+    ) -> impl Future<Output = Vec<Result<Self::T, String>>> + Send + 'a;
+}
+
+struct PostAuthBatch;
+struct AcctBatch;
+
+impl Batch for PostAuthBatch {
+    type R = PostAuthRecord;
+    type T = ();
+
+    async fn write<'a>(inner: &'a Inner, recs: Vec<&'a PostAuthRecord>) -> Vec<Result<(), String>> {
+        let n = recs.len();
+        let r = inner
+            .deadline("post-auth", async {
+                Inner::insert_postauth(inner, &recs)
+                    .await
+                    .map_err(Error::Write)
+            })
+            .await
+            .map_err(|e| e.to_string());
+        vec![r; n]
+    }
+}
+
+impl Batch for AcctBatch {
+    type R = (AcctStatus, AcctRecord);
+    type T = AcctOutcome;
+
+    async fn write<'a>(
+        inner: &'a Inner,
+        recs: Vec<&'a (AcctStatus, AcctRecord)>,
+    ) -> Vec<Result<AcctOutcome, String>> {
+        // All in one transaction, in arrival order; a record the database
+        // refuses must not take the others down, so on any error each
+        // record is retried on its own.
+        let together = inner
+            .deadline("accounting", async {
+                let mut client = inner.client().await?;
+                let tx = client.transaction().await?;
+                let mut out = Vec::with_capacity(recs.len());
+                for (status, rec) in &recs {
+                    out.push(apply_accounting(&tx, *status, rec).await?);
+                }
+                tx.commit().await?;
+                Ok(out)
+            })
+            .await;
+        match together {
+            Ok(out) => out.into_iter().map(Ok).collect(),
+            Err(_) if recs.len() > 1 => {
+                let mut out = Vec::with_capacity(recs.len());
+                for (status, rec) in recs {
+                    out.push(
+                        inner
+                            .write_accounting(*status, rec)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    );
+                }
+                out
+            }
+            Err(e) => vec![Err(e.to_string())],
+        }
+    }
+}
+
+/// A group-commit writer: takes what is queued (up to [`BATCH_MAX`]),
+/// writes it, releases each caller with its own result.
+async fn writer<B: Batch>(
+    inner: Arc<Inner>,
+    rx: SharedQueue<B::R, B::T>,
+) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(j) => jobs.push(j),
+                None => return,
+            }
+            while jobs.len() < BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
                 }
             }
-            Ok(if accounting::empty_is_ok(status) {
-                AcctOutcome::Written
-            } else {
-                AcctOutcome::Unchanged
-            })
+        }
+        // A caller that gave up has answered `fail`; its NAS retransmits,
+        // and writing it now would store the request twice.
+        jobs.retain(|j| !j.done.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let results = B::write(&inner, jobs.iter().map(|j| &j.record).collect()).await;
+        for (job, r) in jobs.into_iter().zip(results) {
+            let _ = job.done.send(r);
+        }
+    }
+}
+
+/// Tries the status type's statements in order until one changes a row.
+async fn apply_accounting<C: GenericClient>(
+    client: &C,
+    status: AcctStatus,
+    rec: &AcctRecord,
+) -> Result<AcctOutcome, Error> {
+    let (input, output) = (rec.input_total(), rec.output_total());
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
+        &rec.session_id,
+        &rec.unique_id,
+        &rec.username,
+        &rec.realm,
+        &rec.nas_ip,
+        &rec.nas_port_id,
+        &rec.nas_port_type,
+        &rec.event_time,
+        &rec.session_time,
+        &rec.authentic,
+        &rec.connect_info,
+        &input,
+        &output,
+        &rec.called_station_id,
+        &rec.calling_station_id,
+        &rec.terminate_cause,
+        &rec.service_type,
+        &rec.framed_protocol,
+        &rec.framed_ip_address,
+        &rec.framed_ipv6_address,
+        &rec.framed_ipv6_prefix,
+        &rec.framed_interface_id,
+        &rec.delegated_ipv6_prefix,
+    ];
+    for sql in accounting::statements(status) {
+        let stmt = client.prepare_cached(&sql).await?;
+        if client.execute(&stmt, &params).await? > 0 {
+            return Ok(AcctOutcome::Written);
+        }
+    }
+    Ok(if accounting::empty_is_ok(status) {
+        AcctOutcome::Written
+    } else {
+        AcctOutcome::Unchanged
+    })
+}
+
+impl Inner {
+    /// One accounting request in its own transaction.
+    async fn write_accounting(
+        &self,
+        status: AcctStatus,
+        rec: &AcctRecord,
+    ) -> Result<AcctOutcome, Error> {
+        self.deadline("accounting", async {
+            let client = self.client().await?;
+            apply_accounting(&client, status, rec).await
         })
         .await
     }
 
-    pub async fn write_postauth(&self, rec: &PostAuthRecord) -> Result<(), Error> {
-        self.deadline("post-auth", async {
+    /// radpostauth rows, all in one statement (one commit).
+    async fn insert_postauth(&self, recs: &[&PostAuthRecord]) -> Result<(), String> {
+        let run = async {
             let client = self.client().await?;
-            let stmt = client.prepare_cached(postauth::INSERT).await?;
+            let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
+            let col = |f: fn(&PostAuthRecord) -> Option<String>| -> Vec<Option<String>> {
+                recs.iter().map(|r| f(r)).collect()
+            };
+            let users = col(|r| Some(r.username.clone()));
+            let pass = col(|r| r.pass.clone());
+            let reply = col(|r| Some(r.reply.clone()));
+            let called = col(|r| r.called_station_id.clone());
+            let calling = col(|r| r.calling_station_id.clone());
+            let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
             client
-                .execute(
-                    &stmt,
-                    &[
-                        &rec.username,
-                        &rec.pass,
-                        &rec.reply,
-                        &rec.called_station_id,
-                        &rec.calling_station_id,
-                        &rec.authdate,
-                    ],
-                )
+                .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
                 .await?;
-            Ok(())
-        })
-        .await
+            Ok::<(), Error>(())
+        };
+        run.await.map_err(|e| e.to_string())
     }
 }
 

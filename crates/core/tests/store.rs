@@ -384,3 +384,260 @@ async fn an_older_build_accepts_a_newer_schema() {
     assert!(db.store().lookup("nobody").await.is_ok());
     db.drop_db().await;
 }
+
+/// Waits up to `limit` for `f` to hold, polling.
+async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn password_of(l: &radius_core::store::Lookup) -> String {
+    l.user
+        .check
+        .iter()
+        .find(|r| r.attribute == "Cleartext-Password")
+        .map(|r| r.value.clone())
+        .unwrap_or_default()
+}
+
+async fn cached_store(db: &TestDb) -> Store {
+    let mut store = db.store();
+    store.start_background(&tokio::runtime::Handle::current(), 1000);
+    let cache = store.cache().unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let c = cache.clone();
+            async move { c.is_live() }
+        })
+        .await,
+        "the cache listener did not come up"
+    );
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_follows_plain_sql_changes_within_a_second() {
+    let db = TestDb::new("cache").await;
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES ('alice', 'Cleartext-Password', ':=', 'pw1'); \
+             INSERT INTO radusergroup (username, groupname) VALUES ('alice', 'staff'); \
+             INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES ('staff', 'Idle-Timeout', ':=', '600');",
+        )
+        .await
+        .unwrap();
+    let store = cached_store(&db).await;
+    assert_eq!(password_of(&store.lookup("alice").await.unwrap()), "pw1");
+    let (hits0, _) = store.cache().unwrap().stats();
+    store.lookup("alice").await.unwrap();
+    assert_eq!(
+        store.cache().unwrap().stats().0,
+        hits0 + 1,
+        "second lookup is a hit"
+    );
+
+    // A password change by plain SQL, as psql or daloRADIUS would make it.
+    db.client
+        .execute(
+            "UPDATE radcheck SET value = 'pw2' WHERE username = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let changed = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            password_of(&store.lookup("alice").await.unwrap()) == "pw2"
+        })
+        .await,
+        "the new password was not seen within 1 s"
+    );
+    assert!(changed.elapsed() < Duration::from_secs(1));
+
+    // A group change reaches every member.
+    db.client
+        .execute(
+            "UPDATE radgroupreply SET value = '900' WHERE groupname = 'staff'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            store.lookup("alice").await.unwrap().user.groups[0].reply[0].value == "900"
+        })
+        .await
+    );
+    // A user created later is not stuck as "unknown".
+    assert!(store.lookup("bob").await.unwrap().user.check.is_empty());
+    db.client
+        .execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES ('bob', 'Cleartext-Password', ':=', 'b')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            password_of(&store.lookup("bob").await.unwrap()) == "b"
+        })
+        .await
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_the_listener_never_serves_stale_data() {
+    let db = TestDb::new("listener").await;
+    db.client
+        .execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES ('alice', 'Cleartext-Password', ':=', 'pw1')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let store = cached_store(&db).await;
+    assert_eq!(password_of(&store.lookup("alice").await.unwrap()), "pw1");
+
+    // Cut the listener's connection from the server side.
+    let killed: i64 = db
+        .client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'rlm_rust listener' AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    let cache = store.cache().unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(1), || {
+            let c = cache.clone();
+            async move { !c.is_live() }
+        })
+        .await,
+        "the lost listener was not noticed within 1 s"
+    );
+    // While it is gone, a change must be seen at once (no notification
+    // will come for it).
+    db.client
+        .execute(
+            "UPDATE radcheck SET value = 'pw2' WHERE username = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The listener waits a second before reconnecting: still in the gap.
+    assert!(!cache.is_live());
+    assert_eq!(password_of(&store.lookup("alice").await.unwrap()), "pw2");
+    // It comes back on its own, empty, and serves fresh data again.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let c = cache.clone();
+            async move { c.is_live() }
+        })
+        .await,
+        "the listener did not reconnect"
+    );
+    assert_eq!(password_of(&store.lookup("alice").await.unwrap()), "pw2");
+    db.client
+        .execute(
+            "UPDATE radcheck SET value = 'pw3' WHERE username = 'alice'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            password_of(&store.lookup("alice").await.unwrap()) == "pw3"
+        })
+        .await
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_writes_every_record_before_answering() {
+    let db = TestDb::new("groupcommit").await;
+    let store = std::sync::Arc::new(cached_store(&db).await);
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write_postauth(&PostAuthRecord {
+                    username: format!("u{i}"),
+                    pass: None,
+                    reply: "Access-Accept".into(),
+                    called_station_id: None,
+                    calling_station_id: None,
+                    authdate: 1_700_000_000.0,
+                })
+                .await
+                .unwrap();
+            let mut s = session(&format!("gc{i}"), 1_700_000_000);
+            store.write_accounting(AcctStatus::Start, &s).await.unwrap();
+            s.event_time += 60;
+            s.session_time = Some(60);
+            store.write_accounting(AcctStatus::Stop, &s).await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), AcctOutcome::Written);
+    }
+    let r = db
+        .client
+        .query_one(
+            "SELECT (SELECT count(*) FROM radpostauth), (SELECT count(*) FROM radacct WHERE acctstoptime IS NOT NULL), \
+                    (SELECT sum(acctsessiontime) FROM radacct)::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>(0), 400);
+    assert_eq!(r.get::<_, i64>(1), 400);
+    assert_eq!(r.get::<_, i64>(2), 400 * 60);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_record_fails_alone_in_its_batch() {
+    let db = TestDb::new("badrecord").await;
+    let store = std::sync::Arc::new(cached_store(&db).await);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = session(&format!("b{i}"), 1_700_000_000);
+            if i == 7 {
+                // Not an address: PostgreSQL refuses the inet cast.
+                s.nas_ip = "not-an-ip".into();
+            }
+            (i, store.write_accounting(AcctStatus::Start, &s).await)
+        }));
+    }
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.is_err(), i == 7, "record {i}: {r:?}");
+    }
+    let n: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM radacct", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 49);
+    db.drop_db().await;
+}
