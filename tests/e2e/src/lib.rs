@@ -11,6 +11,8 @@
 //!   `RLM_RUST_E2E_REQUIRED=1`, which makes that a failure.
 //! * `RLM_RUST_SO` (default `target/release/librlm_rust.so`),
 //!   `RLM_RUST_PANIC_SO` (the `--features panic-test` build),
+//!   `RLM_RUST_ADMIN_BIN` (default `target/release/radius-admin`; checked
+//!   only by the tests that run it, see [`AdminServer`]),
 //!   `RLM_RUST_DB_OWNER` (role the module connects as, default `radius`),
 //!   `RLM_RUST_RADDB_SCRIPT` (default `scripts/raddb`),
 //!   `RLM_RUST_E2E_KEEP_DIR` (where server dirs go, default `target/e2e`;
@@ -22,12 +24,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod admin;
 mod db;
 pub mod mschap;
 pub mod packet;
 mod radclient;
 mod radiusd;
 
+pub use admin::{admin_cli, AdminServer, HttpReply, API_TOKEN};
 pub use db::TestDb;
 pub use radclient::Reply;
 pub use radiusd::{ConfigCheck, Radiusd, RadiusdBuilder};
@@ -46,6 +50,8 @@ pub enum Backend {
 pub struct Env {
     pub so: PathBuf,
     pub panic_so: Option<PathBuf>,
+    /// The built `radius-admin` binary.
+    pub admin_bin: PathBuf,
     pub admin_dsn: String,
     pub db_owner: String,
     pub raddb_script: PathBuf,
@@ -99,6 +105,9 @@ pub fn env() -> Option<&'static Env> {
         let env = Env {
             so,
             panic_so,
+            admin_bin: var("RLM_RUST_ADMIN_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target/release/radius-admin")),
             admin_dsn,
             db_owner: var("RLM_RUST_DB_OWNER").unwrap_or_else(|| "radius".into()),
             raddb_script: var("RLM_RUST_RADDB_SCRIPT")
