@@ -83,95 +83,161 @@ pub enum AcctOutcome {
     Unchanged,
 }
 
-/// The parameters every statement sees, typed once in a CTE so that each
-/// statement can use whichever it needs.
-const PARAMS: &str = "WITH p AS (SELECT \
-    $1::text AS sid, $2::text AS uid, $3::text AS username, \
-    NULLIF($4::text, '') AS realm, $5::text AS nas, NULLIF($6::text, '') AS portid, \
-    $7::text AS porttype, $8::bigint AS ts, $9::bigint AS stime, $10::text AS authentic, \
-    $11::text AS ci, $12::bigint AS inoct, $13::bigint AS outoct, $14::text AS called, \
-    $15::text AS calling, $16::text AS cause, $17::text AS service, $18::text AS proto, \
-    NULLIF($19::text, '')::inet AS fip, NULLIF($20::text, '')::inet AS fip6, \
-    NULLIF($21::text, '')::inet AS fpfx, NULLIF($22::text, '') AS fifid, \
-    NULLIF($23::text, '')::inet AS dpfx) ";
+/// The records of a batch, passed as one array per column (in the order of
+/// [`AcctRecord`]'s fields; octets already folded with their gigawords) and
+/// turned back into rows, typed once, so that each statement can use
+/// whichever column it needs. A batch never holds the same unique id twice
+/// (the caller splits it into rounds), so every statement touches each
+/// radacct row at most once.
+macro_rules! params {
+    () => {
+        "WITH p AS (SELECT sid, uid, username, NULLIF(realm, '') AS realm, nas, \
+         NULLIF(portid, '') AS portid, porttype, ts, stime, authentic, ci, inoct, outoct, \
+         called, calling, cause, service, proto, NULLIF(fip, '')::inet AS fip, \
+         NULLIF(fip6, '')::inet AS fip6, NULLIF(fpfx, '')::inet AS fpfx, \
+         NULLIF(fifid, '') AS fifid, NULLIF(dpfx, '')::inet AS dpfx \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::int8[], $13::int8[], \
+         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], \
+         $20::text[], $21::text[], $22::text[], $23::text[]) \
+         AS u(sid, uid, username, realm, nas, portid, porttype, ts, stime, authentic, ci, \
+         inoct, outoct, called, calling, cause, service, proto, fip, fip6, fpfx, fifid, dpfx)) "
+    };
+}
 
-const COLUMNS: &str = "(acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, \
-    nasporttype, acctstarttime, acctupdatetime, acctstoptime, acctsessiontime, acctauthentic, \
-    connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets, calledstationid, \
-    callingstationid, acctterminatecause, servicetype, framedprotocol, framedipaddress, \
-    framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix)";
+macro_rules! columns {
+    () => {
+        "(acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, \
+         nasporttype, acctstarttime, acctupdatetime, acctstoptime, acctsessiontime, acctauthentic, \
+         connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets, calledstationid, \
+         callingstationid, acctterminatecause, servicetype, framedprotocol, framedipaddress, \
+         framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix) "
+    };
+}
 
-const FRAMED_SET: &str = "framedipaddress = p.fip, framedipv6address = p.fip6, \
-    framedipv6prefix = p.fpfx, framedinterfaceid = p.fifid, delegatedipv6prefix = p.dpfx";
+macro_rules! framed_set {
+    () => {
+        "framedipaddress = p.fip, framedipv6address = p.fip6, \
+         framedipv6prefix = p.fpfx, framedinterfaceid = p.fifid, delegatedipv6prefix = p.dpfx"
+    };
+}
 
-/// The statements for one status type, in the order they are tried.
-pub fn statements(status: AcctStatus) -> Vec<String> {
+macro_rules! stop_set {
+    () => {
+        concat!(
+            "acctstoptime = to_timestamp(p.ts), acctupdatetime = to_timestamp(p.ts), \
+             acctsessiontime = COALESCE(p.stime, p.ts - EXTRACT(EPOCH FROM acctstarttime)), \
+             acctinputoctets = p.inoct, acctoutputoctets = p.outoct, \
+             acctterminatecause = p.cause, ",
+            framed_set!(),
+            ", connectinfo_stop = p.ci "
+        )
+    };
+}
+
+/// Every statement but Accounting-On/Off returns the unique id of each row
+/// it changed: the records it did not change go on to the next statement.
+const START: [&str; 2] = [
+    concat!(
+        params!(),
+        "INSERT INTO radacct AS r ",
+        columns!(),
+        "SELECT p.sid, p.uid, p.username, p.realm, p.nas::inet, p.portid, p.porttype, \
+         to_timestamp(p.ts), to_timestamp(p.ts), NULL, 0, p.authentic, p.ci, NULL, 0, 0, \
+         p.called, p.calling, NULL, p.service, p.proto, p.fip, p.fip6, p.fpfx, p.fifid, p.dpfx \
+         FROM p ON CONFLICT (acctuniqueid) DO UPDATE SET \
+         acctstarttime = EXCLUDED.acctstarttime, acctupdatetime = EXCLUDED.acctupdatetime, \
+         connectinfo_start = EXCLUDED.connectinfo_start WHERE r.acctstoptime IS NULL \
+         RETURNING r.acctuniqueid"
+    ),
+    concat!(
+        params!(),
+        "UPDATE radacct SET acctstarttime = to_timestamp(p.ts), \
+         acctupdatetime = to_timestamp(p.ts), connectinfo_start = p.ci \
+         FROM p WHERE acctuniqueid = p.uid RETURNING acctuniqueid"
+    ),
+];
+
+const INTERIM: [&str; 2] = [
+    concat!(
+        params!(),
+        "UPDATE radacct SET ",
+        framed_set!(),
+        ", acctsessiontime = p.stime, \
+         acctinterval = (p.ts - EXTRACT(EPOCH FROM COALESCE(acctupdatetime, acctstarttime))), \
+         acctupdatetime = to_timestamp(p.ts), acctinputoctets = p.inoct, \
+         acctoutputoctets = p.outoct FROM p \
+         WHERE acctuniqueid = p.uid AND acctstoptime IS NULL RETURNING acctuniqueid"
+    ),
+    concat!(
+        params!(),
+        "INSERT INTO radacct ",
+        columns!(),
+        "SELECT p.sid, p.uid, p.username, p.realm, p.nas::inet, p.portid, p.porttype, \
+         to_timestamp(p.ts), to_timestamp(p.ts), NULL, p.stime, p.authentic, p.ci, NULL, \
+         p.inoct, p.outoct, p.called, p.calling, NULL, p.service, p.proto, p.fip, p.fip6, \
+         p.fpfx, p.fifid, p.dpfx FROM p ON CONFLICT (acctuniqueid) DO NOTHING \
+         RETURNING acctuniqueid"
+    ),
+];
+
+const STOP: [&str; 3] = [
+    concat!(
+        params!(),
+        "UPDATE radacct SET ",
+        stop_set!(),
+        "FROM p WHERE acctuniqueid = p.uid AND acctstoptime IS NULL RETURNING acctuniqueid"
+    ),
+    concat!(
+        params!(),
+        "INSERT INTO radacct ",
+        columns!(),
+        "SELECT p.sid, p.uid, p.username, p.realm, p.nas::inet, p.portid, p.porttype, \
+         to_timestamp(p.ts - COALESCE(p.stime, 0)), to_timestamp(p.ts), to_timestamp(p.ts), \
+         p.stime, p.authentic, p.ci, NULL, p.inoct, p.outoct, p.called, p.calling, p.cause, \
+         p.service, p.proto, p.fip, p.fip6, p.fpfx, p.fifid, p.dpfx \
+         FROM p ON CONFLICT (acctuniqueid) DO NOTHING RETURNING acctuniqueid"
+    ),
+    concat!(
+        params!(),
+        "UPDATE radacct SET ",
+        stop_set!(),
+        "FROM p WHERE acctuniqueid = p.uid RETURNING acctuniqueid"
+    ),
+];
+
+/// Closes every open session of one NAS. Changes rows of other unique ids,
+/// so it runs for one record at a time, between the rounds before and after
+/// it; it returns nothing.
+const NAS_RESET: [&str; 1] = [concat!(
+    params!(),
+    "UPDATE radacct SET acctstoptime = to_timestamp(p.ts), \
+     acctupdatetime = to_timestamp(p.ts), \
+     acctsessiontime = (p.ts - EXTRACT(EPOCH FROM acctstarttime)), \
+     acctterminatecause = COALESCE(NULLIF(p.cause, ''), 'NAS-Reboot') FROM p \
+     WHERE acctstoptime IS NULL AND nasipaddress = p.nas::inet \
+     AND acctstarttime <= to_timestamp(p.ts)"
+)];
+
+/// The statements for one status type, in the order they are tried. Each
+/// takes the 23 column arrays described at `params!` above; all but
+/// Accounting-On/Off (see [`is_nas_wide`]) accept any number of records
+/// with distinct unique ids and return the unique ids they changed.
+pub fn statements(status: AcctStatus) -> &'static [&'static str] {
     match status {
-        AcctStatus::Start => vec![
-            format!(
-                "{PARAMS}INSERT INTO radacct AS r {COLUMNS} SELECT p.sid, p.uid, p.username, \
-                 p.realm, p.nas::inet, p.portid, p.porttype, to_timestamp(p.ts), \
-                 to_timestamp(p.ts), NULL, 0, p.authentic, p.ci, NULL, 0, 0, p.called, \
-                 p.calling, NULL, p.service, p.proto, p.fip, p.fip6, p.fpfx, p.fifid, p.dpfx \
-                 FROM p ON CONFLICT (acctuniqueid) DO UPDATE SET \
-                 acctstarttime = EXCLUDED.acctstarttime, acctupdatetime = EXCLUDED.acctupdatetime, \
-                 connectinfo_start = EXCLUDED.connectinfo_start WHERE r.acctstoptime IS NULL"
-            ),
-            format!(
-                "{PARAMS}UPDATE radacct SET acctstarttime = to_timestamp(p.ts), \
-                 acctupdatetime = to_timestamp(p.ts), connectinfo_start = p.ci \
-                 FROM p WHERE acctuniqueid = p.uid"
-            ),
-        ],
-        AcctStatus::InterimUpdate => vec![
-            format!(
-                "{PARAMS}UPDATE radacct SET {FRAMED_SET}, acctsessiontime = p.stime, \
-                 acctinterval = (p.ts - EXTRACT(EPOCH FROM COALESCE(acctupdatetime, acctstarttime))), \
-                 acctupdatetime = to_timestamp(p.ts), acctinputoctets = p.inoct, \
-                 acctoutputoctets = p.outoct FROM p \
-                 WHERE acctuniqueid = p.uid AND acctstoptime IS NULL"
-            ),
-            format!(
-                "{PARAMS}INSERT INTO radacct {COLUMNS} SELECT p.sid, p.uid, p.username, \
-                 p.realm, p.nas::inet, p.portid, p.porttype, to_timestamp(p.ts), \
-                 to_timestamp(p.ts), NULL, p.stime, p.authentic, p.ci, NULL, p.inoct, p.outoct, \
-                 p.called, p.calling, NULL, p.service, p.proto, p.fip, p.fip6, p.fpfx, p.fifid, \
-                 p.dpfx FROM p ON CONFLICT (acctuniqueid) DO NOTHING"
-            ),
-        ],
-        AcctStatus::Stop => {
-            let stop_set = format!(
-                "acctstoptime = to_timestamp(p.ts), acctupdatetime = to_timestamp(p.ts), \
-                 acctsessiontime = COALESCE(p.stime, p.ts - EXTRACT(EPOCH FROM acctstarttime)), \
-                 acctinputoctets = p.inoct, acctoutputoctets = p.outoct, \
-                 acctterminatecause = p.cause, {FRAMED_SET}, connectinfo_stop = p.ci"
-            );
-            vec![
-                format!(
-                    "{PARAMS}UPDATE radacct SET {stop_set} FROM p \
-                     WHERE acctuniqueid = p.uid AND acctstoptime IS NULL"
-                ),
-                format!(
-                    "{PARAMS}INSERT INTO radacct {COLUMNS} SELECT p.sid, p.uid, p.username, \
-                     p.realm, p.nas::inet, p.portid, p.porttype, \
-                     to_timestamp(p.ts - COALESCE(p.stime, 0)), to_timestamp(p.ts), \
-                     to_timestamp(p.ts), p.stime, p.authentic, p.ci, NULL, p.inoct, p.outoct, \
-                     p.called, p.calling, p.cause, p.service, p.proto, p.fip, p.fip6, p.fpfx, \
-                     p.fifid, p.dpfx FROM p ON CONFLICT (acctuniqueid) DO NOTHING"
-                ),
-                format!("{PARAMS}UPDATE radacct SET {stop_set} FROM p WHERE acctuniqueid = p.uid"),
-            ]
-        }
-        AcctStatus::AccountingOn | AcctStatus::AccountingOff => vec![format!(
-            "{PARAMS}UPDATE radacct SET acctstoptime = to_timestamp(p.ts), \
-             acctupdatetime = to_timestamp(p.ts), \
-             acctsessiontime = (p.ts - EXTRACT(EPOCH FROM acctstarttime)), \
-             acctterminatecause = COALESCE(NULLIF(p.cause, ''), 'NAS-Reboot') FROM p \
-             WHERE acctstoptime IS NULL AND nasipaddress = p.nas::inet \
-             AND acctstarttime <= to_timestamp(p.ts)"
-        )],
-        AcctStatus::Other(_) => vec![],
+        AcctStatus::Start => &START,
+        AcctStatus::InterimUpdate => &INTERIM,
+        AcctStatus::Stop => &STOP,
+        AcctStatus::AccountingOn | AcctStatus::AccountingOff => &NAS_RESET,
+        AcctStatus::Other(_) => &[],
     }
+}
+
+/// Accounting-On/Off change every open session of a NAS, not the row of
+/// their own unique id: they are applied one record at a time, in order
+/// with the others.
+pub fn is_nas_wide(status: AcctStatus) -> bool {
+    matches!(status, AcctStatus::AccountingOn | AcctStatus::AccountingOff)
 }
 
 /// Accounting-On/Off answer `ok` even when no session was open.

@@ -76,6 +76,8 @@ struct Inner {
     /// The DSN to migrate with, when `auto_migrate` is on.
     migrate_dsn: Option<String>,
     migrated: OnceCell<()>,
+    /// Accounting batches that failed and were written record by record.
+    acct_fallbacks: std::sync::atomic::AtomicU64,
 }
 
 /// A record queued for a group commit and the caller waiting for it.
@@ -137,6 +139,7 @@ impl Store {
                 connect_timeout: cfg.connect_timeout,
                 migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
                 migrated: OnceCell::new(),
+                acct_fallbacks: Default::default(),
             }),
             cache: None,
             postauth_q: None,
@@ -177,6 +180,15 @@ impl Store {
             ));
         }
         self.acct_q = Some(tx);
+    }
+
+    /// How many accounting batches failed as a whole and were written one
+    /// record at a time instead (a record the database refused, a lost
+    /// connection).
+    pub fn accounting_fallbacks(&self) -> u64 {
+        self.inner
+            .acct_fallbacks
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The cache, when started (for stats and tests).
@@ -388,6 +400,20 @@ impl Store {
         }
     }
 
+    /// Writes `recs` in one group commit, as the background writer writes
+    /// a batch it took from its queue (with the same result as writing them
+    /// one after the other): one result per record.
+    pub async fn write_accounting_batch(
+        &self,
+        recs: &[(AcctStatus, AcctRecord)],
+    ) -> Vec<Result<AcctOutcome, Error>> {
+        AcctBatch::write(&self.inner, recs.iter().collect())
+            .await
+            .into_iter()
+            .map(|r| r.map_err(Error::Write))
+            .collect()
+    }
+
     /// Writes one radpostauth row with the next group commit.
     pub async fn write_postauth(&self, rec: &PostAuthRecord) -> Result<(), Error> {
         match &self.postauth_q {
@@ -444,24 +470,29 @@ impl Batch for AcctBatch {
         inner: &'a Inner,
         recs: Vec<&'a (AcctStatus, AcctRecord)>,
     ) -> Vec<Result<AcctOutcome, String>> {
-        // All in one transaction, in arrival order; a record the database
-        // refuses must not take the others down, so on any error each
-        // record is retried on its own.
+        // All in one transaction, as if in arrival order; a record the
+        // database refuses must not take the others down, so on any error
+        // each record is retried on its own.
         let together = inner
             .deadline("accounting", async {
                 let mut client = inner.client().await?;
                 let tx = client.transaction().await?;
-                let mut out = Vec::with_capacity(recs.len());
-                for (status, rec) in &recs {
-                    out.push(apply_accounting(&tx, *status, rec).await?);
-                }
+                let batch: Vec<_> = recs.iter().map(|(s, r)| (*s, r)).collect();
+                let out = apply_accounting(&tx, &batch).await?;
                 tx.commit().await?;
                 Ok(out)
             })
             .await;
         match together {
             Ok(out) => out.into_iter().map(Ok).collect(),
-            Err(_) if recs.len() > 1 => {
+            Err(e) if recs.len() > 1 => {
+                inner
+                    .acct_fallbacks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                log::warn!(
+                    "accounting batch of {} records failed ({e}); writing each on its own",
+                    recs.len()
+                );
                 let mut out = Vec::with_capacity(recs.len());
                 for (status, rec) in recs {
                     out.push(
@@ -480,10 +511,7 @@ impl Batch for AcctBatch {
 
 /// A group-commit writer: takes what is queued (up to [`BATCH_MAX`]),
 /// writes it, releases each caller with its own result.
-async fn writer<B: Batch>(
-    inner: Arc<Inner>,
-    rx: SharedQueue<B::R, B::T>,
-) {
+async fn writer<B: Batch>(inner: Arc<Inner>, rx: SharedQueue<B::R, B::T>) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -512,49 +540,221 @@ async fn writer<B: Batch>(
     }
 }
 
-/// Tries the status type's statements in order until one changes a row.
-async fn apply_accounting<C: GenericClient>(
+/// Some accounting records as the statements of [`accounting`] take them:
+/// one array per column.
+struct Columns<'a> {
+    /// The text columns, in the statements' order (see `text_of`).
+    text: [Vec<&'a str>; 19],
+    ts: Vec<i64>,
+    stime: Vec<Option<i64>>,
+    inoct: Vec<i64>,
+    outoct: Vec<i64>,
+}
+
+fn text_of(r: &AcctRecord) -> [&str; 19] {
+    [
+        &r.session_id,
+        &r.unique_id,
+        &r.username,
+        &r.realm,
+        &r.nas_ip,
+        &r.nas_port_id,
+        &r.nas_port_type,
+        &r.authentic,
+        &r.connect_info,
+        &r.called_station_id,
+        &r.calling_station_id,
+        &r.terminate_cause,
+        &r.service_type,
+        &r.framed_protocol,
+        &r.framed_ip_address,
+        &r.framed_ipv6_address,
+        &r.framed_ipv6_prefix,
+        &r.framed_interface_id,
+        &r.delegated_ipv6_prefix,
+    ]
+}
+
+impl<'a> Columns<'a> {
+    fn of(recs: impl ExactSizeIterator<Item = &'a AcctRecord>) -> Columns<'a> {
+        let n = recs.len();
+        let mut c = Columns {
+            text: std::array::from_fn(|_| Vec::with_capacity(n)),
+            ts: Vec::with_capacity(n),
+            stime: Vec::with_capacity(n),
+            inoct: Vec::with_capacity(n),
+            outoct: Vec::with_capacity(n),
+        };
+        for r in recs {
+            for (col, v) in c.text.iter_mut().zip(text_of(r)) {
+                col.push(v);
+            }
+            c.ts.push(r.event_time);
+            c.stime.push(r.session_time);
+            c.inoct.push(r.input_total());
+            c.outoct.push(r.output_total());
+        }
+        c
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 23] {
+        let t = &self.text;
+        [
+            &t[0],
+            &t[1],
+            &t[2],
+            &t[3],
+            &t[4],
+            &t[5],
+            &t[6],
+            &self.ts,
+            &self.stime,
+            &t[7],
+            &t[8],
+            &self.inoct,
+            &self.outoct,
+            &t[9],
+            &t[10],
+            &t[11],
+            &t[12],
+            &t[13],
+            &t[14],
+            &t[15],
+            &t[16],
+            &t[17],
+            &t[18],
+        ]
+    }
+}
+
+/// Applies `recs` with the result of applying them one after the other in
+/// this order, each trying its status type's statements until one changes
+/// a row, but with a few multi-row statements instead of one per record.
+///
+/// Records of different unique ids change different rows, so only the
+/// order among records of the same unique id matters: the k-th record of a
+/// unique id goes to round k, and rounds run in order. Within a round every
+/// status type runs its first statement for all its records at once, then
+/// its second for the records the first changed nothing for, and so on
+/// (the types side by side, pipelined). Accounting-On/Off change rows of
+/// any unique id: each runs alone, after the rounds of the records before
+/// it and before those of the records after it.
+async fn apply_accounting<C: GenericClient + Sync>(
     client: &C,
-    status: AcctStatus,
-    rec: &AcctRecord,
-) -> Result<AcctOutcome, Error> {
-    let (input, output) = (rec.input_total(), rec.output_total());
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 23] = [
-        &rec.session_id,
-        &rec.unique_id,
-        &rec.username,
-        &rec.realm,
-        &rec.nas_ip,
-        &rec.nas_port_id,
-        &rec.nas_port_type,
-        &rec.event_time,
-        &rec.session_time,
-        &rec.authentic,
-        &rec.connect_info,
-        &input,
-        &output,
-        &rec.called_station_id,
-        &rec.calling_station_id,
-        &rec.terminate_cause,
-        &rec.service_type,
-        &rec.framed_protocol,
-        &rec.framed_ip_address,
-        &rec.framed_ipv6_address,
-        &rec.framed_ipv6_prefix,
-        &rec.framed_interface_id,
-        &rec.delegated_ipv6_prefix,
+    recs: &[(AcctStatus, &AcctRecord)],
+) -> Result<Vec<AcctOutcome>, Error> {
+    let mut out = vec![AcctOutcome::Unchanged; recs.len()];
+    let mut i = 0;
+    while i < recs.len() {
+        let (status, rec) = recs[i];
+        if accounting::is_nas_wide(status) {
+            let cols = Columns::of(std::iter::once(rec));
+            for sql in accounting::statements(status) {
+                let stmt = client.prepare_cached(sql).await?;
+                client.execute(&stmt, &cols.params()).await?;
+            }
+            // Answered `ok` even when no session was open.
+            out[i] = AcctOutcome::Written;
+            i += 1;
+            continue;
+        }
+        let end = recs[i..]
+            .iter()
+            .position(|(s, _)| accounting::is_nas_wide(*s))
+            .map_or(recs.len(), |n| i + n);
+        let mut rounds: Vec<Vec<usize>> = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (j, (status, rec)) in recs.iter().enumerate().take(end).skip(i) {
+            if accounting::statements(*status).is_empty() {
+                continue;
+            }
+            let k = seen.entry(rec.unique_id.as_str()).or_insert(0);
+            if rounds.len() == *k {
+                rounds.push(Vec::new());
+            }
+            rounds[*k].push(j);
+            *k += 1;
+        }
+        for round in &rounds {
+            apply_round(client, recs, round, &mut out).await?;
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
+/// One round of [`apply_accounting`]: `round` indexes records of `recs`
+/// with distinct unique ids, none of them NAS-wide.
+async fn apply_round<C: GenericClient + Sync>(
+    client: &C,
+    recs: &[(AcctStatus, &AcctRecord)],
+    round: &[usize],
+    out: &mut [AcctOutcome],
+) -> Result<(), Error> {
+    let mut pending = [
+        (AcctStatus::Start, Vec::new()),
+        (AcctStatus::InterimUpdate, Vec::new()),
+        (AcctStatus::Stop, Vec::new()),
     ];
-    for sql in accounting::statements(status) {
-        let stmt = client.prepare_cached(&sql).await?;
-        if client.execute(&stmt, &params).await? > 0 {
-            return Ok(AcctOutcome::Written);
+    for &j in round {
+        if let Some((_, v)) = pending.iter_mut().find(|(s, _)| *s == recs[j].0) {
+            v.push(j);
         }
     }
-    Ok(if accounting::empty_is_ok(status) {
-        AcctOutcome::Written
-    } else {
-        AcctOutcome::Unchanged
-    })
+    for step in 0.. {
+        let [a, b, c] = &pending;
+        if [a, b, c].iter().all(|(s, v)| !runs(*s, v, step)) {
+            return Ok(());
+        }
+        // The status types side by side, pipelined on the connection.
+        let changed = tokio::try_join!(
+            try_step(client, recs, a, step),
+            try_step(client, recs, b, step),
+            try_step(client, recs, c, step),
+        )?;
+        let changed = [changed.0, changed.1, changed.2];
+        for ((_, v), changed) in pending.iter_mut().zip(changed) {
+            let mut changed = changed.into_iter();
+            v.retain(|&j| {
+                let hit = changed.next().unwrap_or(false);
+                if hit {
+                    out[j] = AcctOutcome::Written;
+                }
+                !hit
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether records `v` of type `status` have a statement number `step` to try.
+fn runs(status: AcctStatus, v: &[usize], step: usize) -> bool {
+    !v.is_empty() && step < accounting::statements(status).len()
+}
+
+/// Runs statement number `step` of `status` for the records `v` of `recs`;
+/// for each, whether it changed its row.
+async fn try_step<C: GenericClient + Sync>(
+    client: &C,
+    recs: &[(AcctStatus, &AcctRecord)],
+    (status, v): &(AcctStatus, Vec<usize>),
+    step: usize,
+) -> Result<Vec<bool>, Error> {
+    if !runs(*status, v, step) {
+        return Ok(Vec::new());
+    }
+    let cols = Columns::of(v.iter().map(|&j| recs[j].1));
+    let stmt = client
+        .prepare_cached(accounting::statements(*status)[step])
+        .await?;
+    let rows = client.query(&stmt, &cols.params()).await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get::<_, &str>(0))
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    Ok(v.iter()
+        .map(|&j| ids.contains(recs[j].1.unique_id.as_str()))
+        .collect())
 }
 
 impl Inner {
@@ -566,7 +766,8 @@ impl Inner {
     ) -> Result<AcctOutcome, Error> {
         self.deadline("accounting", async {
             let client = self.client().await?;
-            apply_accounting(&client, status, rec).await
+            let out = apply_accounting(&client, &[(status, rec)]).await?;
+            Ok(out[0])
         })
         .await
     }
