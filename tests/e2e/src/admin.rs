@@ -262,25 +262,9 @@ impl AdminServer {
 
     /// Stops the server (idempotent).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if matches!(child.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) on the PID of our own child, which has not been
-            // reaped yet (try_wait said it runs), so the PID is still ours.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
+        if let Some(child) = self.child.take() {
+            crate::stop_child(child);
         }
-        let _ = child.wait();
     }
 }
 

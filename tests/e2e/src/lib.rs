@@ -36,6 +36,26 @@ pub use db::TestDb;
 pub use radclient::Reply;
 pub use radiusd::{ConfigCheck, Radiusd, RadiusdBuilder};
 
+/// Stops a server this test started: SIGTERM to its PID (it is our own,
+/// not yet reaped child), up to 5 s to exit cleanly, then SIGKILL.
+pub(crate) fn stop_child(mut child: std::process::Child) {
+    use std::time::{Duration, Instant};
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
 /// Which module the generated site calls as `rust`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
