@@ -204,9 +204,9 @@ pub fn register_attribute(name: &CStr) -> Result<(), String> {
     if !unsafe { sys::dict_attrbyname(name.as_ptr()) }.is_null() {
         return Ok(());
     }
-    // SAFETY: ATTR_FLAGS is plain old data for which all-zero means "no
-    // flags"; dict_addattr copies name and flags, -1 asks for a free
-    // internal attribute number, as paircompare_register_byname does.
+    // dict_addattr copies name and flags; -1 asks for a free internal
+    // number, as paircompare_register_byname does.
+    // SAFETY: ATTR_FLAGS is plain old data whose all-zero value means "no flags".
     let rc = unsafe {
         let flags: sys::ATTR_FLAGS = std::mem::zeroed();
         sys::dict_addattr(name.as_ptr(), -1, 0, sys::PW_TYPE_STRING, flags)
@@ -286,8 +286,7 @@ impl Request {
     /// Expands an xlat string (`%{User-Name}`) for this request.
     pub fn xlat(&self, fmt: &CStr) -> Result<String, String> {
         let mut out: *mut c_char = ptr::null_mut();
-        // SAFETY: live request; out receives a talloc'd string or stays
-        // null; no escape function.
+        // SAFETY: live request; out gets a talloc'd string or stays null.
         let len =
             unsafe { sys::radius_axlat(&mut out, self.ptr, fmt.as_ptr(), None, ptr::null_mut()) };
         if len < 0 || out.is_null() {
@@ -340,9 +339,8 @@ impl Request {
     pub fn set_control(&self, attr: &CStr, value: &str) -> Result<(), String> {
         let value = cstring(value);
         let mut list: *mut sys::VALUE_PAIR = ptr::null_mut();
-        // SAFETY: the new pair is talloc'd under the request (as
-        // pair_make_config does) and handed to radius_pairmove, which
-        // merges it with `:=` semantics and takes ownership.
+        // The pair is talloc'd under the request, as pair_make_config does.
+        // SAFETY: live request; radius_pairmove takes ownership of `list`.
         unsafe {
             let vp = sys::fr_pair_make(
                 self.ptr.cast(),
@@ -538,9 +536,8 @@ impl PairEngine for FrEngine<'_> {
                 .map_err(|e| format!("{e} for attribute {}", row.attribute))?;
             let attr = CString::new(row.attribute.as_str())
                 .map_err(|_| format!("attribute name {:?} contains NUL", row.attribute))?;
-            // SAFETY: ctx is the live request or reply packet; the new pair
-            // is owned by `list` until handed over, and freed with it on
-            // every error path.
+            // The new pair is owned by `list` (freed with it on every error).
+            // SAFETY: ctx is the live request or reply packet.
             unsafe {
                 let vp =
                     sys::fr_pair_make(ctx, ptr::null_mut(), attr.as_ptr(), ptr::null(), token(op));
