@@ -266,6 +266,15 @@ pub fn param_refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// `WHERE a AND b ...` for the filter conditions, or nothing.
+pub fn where_clause(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    }
+}
+
 /// `page` and `page_size` from the query, validated.
 pub fn paging(q: &mut Input, default: i64) -> ApiResult<(i64, i64)> {
     let page = q.int_opt("page")?.unwrap_or(1);
@@ -352,11 +361,7 @@ pub async fn list_accounting(
         });
     }
     q.deny_unknown("filter")?;
-    let where_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
+    let where_sql = where_clause(&conds);
     let client = st.db.get().await?;
     let refs = param_refs(&params);
     let total: i64 = client

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::input::{end_of_day, parse_bool, parse_date, parse_timestamp, Input};
-use crate::radius::{param_refs, ts, Params};
+use crate::radius::{param_refs, ts, where_clause, Params};
 use crate::SharedState;
 
 pub const TOKEN_TYPES: [&str; 6] = ["ftk", "ftm", "ftc", "email", "sms", "dual"];
@@ -560,11 +560,7 @@ pub async fn list(
         let value = q.str_opt(&key)?.unwrap_or_default();
         conds.push(filter_sql(&key, value, &mut params)?);
     }
-    let where_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
+    let where_sql = where_clause(&conds);
     let client = st.db.get().await?;
     let refs = param_refs(&params);
     let total: i64 = client
