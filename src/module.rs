@@ -250,7 +250,9 @@ impl State {
             .build()
             .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
         let mut store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
-        store.start_background(rt.handle(), cfg.cache_size);
+        store
+            .start_background(rt.handle(), cfg.cache_size)
+            .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         let opts = Options {
             read_groups: cfg.read_groups,
             read_profiles: cfg.read_profiles,
@@ -306,9 +308,13 @@ impl State {
         if username == "panic-now" {
             panic!("panic-test build: forced panic in authorize");
         }
-        let lookup = match self.rt.block_on(self.store.lookup(&username)) {
-            Ok(l) => l,
-            Err(e) => return self.fail(req, "authorize", e),
+        // A cache hit needs no runtime at all.
+        let lookup = match self.store.cached(&username) {
+            Some(l) => l,
+            None => match self.rt.block_on(self.store.lookup(&username)) {
+                Ok(l) => l,
+                Err(e) => return self.fail(req, "authorize", e),
+            },
         };
         // Account state comes first: a disabled or expired account is
         // refused whatever its credentials.
@@ -499,7 +505,7 @@ impl State {
             framed_interface_id: a.text(Attr::FramedInterfaceId),
             delegated_ipv6_prefix: a.text(Attr::DelegatedIpv6Prefix),
         };
-        match self.rt.block_on(self.store.write_accounting(status, &rec)) {
+        match self.store.commit_accounting(status, rec) {
             Ok(AcctOutcome::Written) => sys::RLM_MODULE_OK,
             Ok(AcctOutcome::Unchanged) => sys::RLM_MODULE_NOOP,
             Err(e) => self.fail(req, "accounting", e),
@@ -530,7 +536,7 @@ impl State {
             calling_station_id: non_empty(a.text(Attr::CallingStationId)),
             authdate: req.packet_time(),
         };
-        match self.rt.block_on(self.store.write_postauth(&rec)) {
+        match self.store.commit_postauth(rec) {
             Ok(()) => sys::RLM_MODULE_OK,
             Err(e) => self.fail(req, "post-auth", e),
         }

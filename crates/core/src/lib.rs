@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod attrs;
 pub mod authorize;
 pub mod cache;
+pub mod commit;
 pub mod config;
 pub mod engine;
 mod error;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
 use std::collections::HashMap;
@@ -20,6 +20,7 @@ use crate::accounting::{self, AcctOutcome, AcctRecord, AcctStatus};
 use crate::attrs::AttrRow;
 use crate::authorize::{self, GroupData, Options, ProfileSource, Rcode, UserData};
 use crate::cache::{self, Cache};
+use crate::commit::{CommitError, GroupCommit};
 use crate::config::ModuleConfig;
 use crate::engine::StringEngine;
 use crate::postauth::{self, PostAuthRecord};
@@ -64,12 +65,14 @@ pub struct Lookup {
 pub struct Store {
     inner: Arc<Inner>,
     cache: Option<Arc<Cache>>,
-    postauth_q: Option<mpsc::Sender<Job<PostAuthRecord, ()>>>,
-    acct_q: Option<mpsc::Sender<Job<(AcctStatus, AcctRecord), AcctOutcome>>>,
+    postauth_gc: Option<GroupCommit<PostAuthRecord, ()>>,
+    acct_gc: Option<GroupCommit<(AcctStatus, AcctRecord), AcctOutcome>>,
 }
 
 struct Inner {
     pool: Pool,
+    /// What every pool connects with (the writers' pools are built later).
+    pg: tokio_postgres::Config,
     dsn: String,
     query_timeout: Duration,
     connect_timeout: Duration,
@@ -80,22 +83,30 @@ struct Inner {
     acct_fallbacks: std::sync::atomic::AtomicU64,
 }
 
-/// A record queued for a group commit and the caller waiting for it.
-struct Job<R, T> {
-    record: R,
-    done: oneshot::Sender<Result<T, String>>,
-}
-
-/// The receiving end of a queue, shared by its writer tasks.
-type SharedQueue<R, T> = Arc<tokio::sync::Mutex<mpsc::Receiver<Job<R, T>>>>;
-
 /// Most records one commit carries.
 const BATCH_MAX: usize = 256;
-/// Records waiting for a writer at most; beyond, callers wait (bounded by
-/// query_timeout) and then fail.
+/// Records waiting for a commit at most; beyond, callers fail at once.
 const QUEUE_MAX: usize = 8192;
-/// Writer tasks per kind: one fills its next batch while another commits.
+/// Commits of one kind under way at once: one can execute while the other
+/// waits for its WAL flush.
 const WRITERS: usize = 2;
+
+/// One writer's connection and the single-threaded runtime that drives it.
+/// A leader takes a slot for its commit, so the runtime is only ever run by
+/// the thread that is waiting for it: no I/O thread is woken.
+struct Slot {
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl Drop for Slot {
+    /// Without blocking: a Store may be dropped inside an async context.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
 
 impl Store {
     /// Builds the pool without connecting: a database that is down at start
@@ -116,24 +127,11 @@ impl Store {
             None => format!("-c statement_timeout={timeout_ms}"),
         };
         pg.options(&options);
-        let mgr = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(cfg.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(cfg.query_timeout))
-            .create_timeout(Some(cfg.connect_timeout))
-            .recycle_timeout(Some(cfg.query_timeout))
-            .build()
-            .map_err(|e| Error::Pool(e.to_string()))?;
+        let pool = make_pool(&pg, cfg.pool_size, cfg.query_timeout, cfg.connect_timeout)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
+                pg,
                 dsn: cfg.dsn.clone(),
                 query_timeout: cfg.query_timeout,
                 connect_timeout: cfg.connect_timeout,
@@ -142,16 +140,21 @@ impl Store {
                 acct_fallbacks: Default::default(),
             }),
             cache: None,
-            postauth_q: None,
-            acct_q: None,
+            postauth_gc: None,
+            acct_gc: None,
         })
     }
 
     /// Starts the in-memory user cache (when `cache_size` > 0) with its
-    /// LISTEN connection, and the group-commit writers for accounting and
-    /// post-auth, on `rt`. Without this every call goes to the database
-    /// directly (what the admin service wants).
-    pub fn start_background(&mut self, rt: &tokio::runtime::Handle, cache_size: usize) {
+    /// LISTEN connection on `rt`, and the group commits for accounting and
+    /// post-auth ([`Store::commit_accounting`], [`Store::commit_postauth`]).
+    /// Without this every call goes to the database directly (what the
+    /// admin service wants).
+    pub fn start_background(
+        &mut self,
+        rt: &tokio::runtime::Handle,
+        cache_size: usize,
+    ) -> Result<(), Error> {
         if cache_size > 0 {
             let cache = Arc::new(Cache::new(cache_size));
             rt.spawn(cache::listen(
@@ -162,24 +165,9 @@ impl Store {
             ));
             self.cache = Some(cache);
         }
-        let (tx, rx) = mpsc::channel(QUEUE_MAX);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WRITERS {
-            rt.spawn(writer::<PostAuthBatch>(
-                Arc::clone(&self.inner),
-                Arc::clone(&rx),
-            ));
-        }
-        self.postauth_q = Some(tx);
-        let (tx, rx) = mpsc::channel(QUEUE_MAX);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WRITERS {
-            rt.spawn(writer::<AcctBatch>(
-                Arc::clone(&self.inner),
-                Arc::clone(&rx),
-            ));
-        }
-        self.acct_q = Some(tx);
+        self.postauth_gc = Some(group_commit::<PostAuthBatch>(&self.inner)?);
+        self.acct_gc = Some(group_commit::<AcctBatch>(&self.inner)?);
+        Ok(())
     }
 
     /// How many accounting batches failed as a whole and were written one
@@ -196,38 +184,126 @@ impl Store {
         self.cache.as_ref()
     }
 
-    /// Queues `record` for the next group commit and waits for that commit.
-    async fn submit<R, T>(
+    /// Commits `record` with the next group commit of its kind, on this
+    /// thread (which must not be running an async runtime): returns only
+    /// after the commit, or fails within `query_timeout` unwritten.
+    fn commit<R, T>(
         &self,
-        q: &mpsc::Sender<Job<R, T>>,
+        gc: &Option<GroupCommit<R, T>>,
         record: R,
         what: &'static str,
     ) -> Result<T, Error> {
-        let (done, wait) = oneshot::channel();
-        self.inner
-            .deadline(what, async {
-                q.send(Job { record, done })
-                    .await
-                    .map_err(|_| Error::Write("writer stopped".into()))?;
-                wait.await
-                    .map_err(|_| Error::Write("writer stopped".into()))?
-                    .map_err(Error::Write)
-            })
-            .await
+        let gc = gc
+            .as_ref()
+            .ok_or_else(|| Error::Write(format!("{what}: group commit not started")))?;
+        let wait = self.inner.query_timeout;
+        gc.submit(record, wait).map_err(|e| match e {
+            CommitError::Full => {
+                Error::Write(format!("{what}: {QUEUE_MAX} records already queued"))
+            }
+            CommitError::Timeout => Error::Timeout(wait, what),
+            CommitError::Failed(m) => Error::Write(m),
+        })
     }
+
+    /// Writes one accounting request with the next group commit (see
+    /// [`Store::start_background`]); blocks this thread until it is
+    /// committed.
+    pub fn commit_accounting(
+        &self,
+        status: AcctStatus,
+        rec: AcctRecord,
+    ) -> Result<AcctOutcome, Error> {
+        if accounting::statements(status).is_empty() {
+            return Ok(AcctOutcome::Unchanged);
+        }
+        self.commit(&self.acct_gc, (status, rec), "accounting")
+    }
+
+    /// Writes one radpostauth row with the next group commit; blocks this
+    /// thread until it is committed.
+    pub fn commit_postauth(&self, rec: PostAuthRecord) -> Result<(), Error> {
+        self.commit(&self.postauth_gc, rec, "post-auth")
+    }
+}
+
+/// A bounded pool on `pg`; connections are made on first use, in the
+/// runtime that first asks (so a writer's stay with its own runtime).
+fn make_pool(
+    pg: &tokio_postgres::Config,
+    size: usize,
+    query_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<Pool, Error> {
+    let mgr = Manager::from_config(
+        pg.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(query_timeout))
+        .create_timeout(Some(connect_timeout))
+        .recycle_timeout(Some(query_timeout))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))
+}
+
+/// The group commit of batch kind `B`: [`WRITERS`] slots, each its own
+/// connection and runtime, taken by whichever caller leads a commit.
+fn group_commit<B: Batch>(inner: &Arc<Inner>) -> Result<GroupCommit<B::R, B::T>, Error> {
+    let mut slots = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Pool(format!("writer runtime: {e}")))?;
+        let pool = make_pool(&inner.pg, 1, inner.query_timeout, inner.connect_timeout)?;
+        slots.push(Slot { rt: Some(rt), pool });
+    }
+    let slots = std::sync::Mutex::new(slots);
+    let inner = Arc::clone(inner);
+    Ok(GroupCommit::new(
+        WRITERS,
+        BATCH_MAX,
+        QUEUE_MAX,
+        move |recs: &[&B::R]| {
+            // At most WRITERS leaders at once, so a slot is always free.
+            let slot = slots.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(slot) = slot.filter(|s| s.rt.is_some()) else {
+                return all_failed(recs.len(), "no free writer slot");
+            };
+            // A panic must not take the slot, or the callers, with it.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let rt = slot.rt.as_ref().expect("checked above");
+                rt.block_on(B::write(&inner, &slot.pool, recs.to_vec()))
+            }))
+            .unwrap_or_else(|_| all_failed(recs.len(), "the writer panicked"));
+            slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+            out
+        },
+    ))
+}
+
+fn all_failed<T>(n: usize, why: &str) -> Vec<Result<T, String>> {
+    (0..n).map(|_| Err(why.to_string())).collect()
 }
 
 impl Inner {
     async fn client(&self) -> Result<Object, Error> {
+        self.client_of(&self.pool).await
+    }
+
+    async fn client_of(&self, pool: &Pool) -> Result<Object, Error> {
         if let Some(dsn) = &self.migrate_dsn {
             self.migrated
                 .get_or_try_init(|| schema::migrate(dsn))
                 .await?;
         }
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Pool(e.to_string()))
+        pool.get().await.map_err(|e| Error::Pool(e.to_string()))
     }
 
     async fn deadline<T>(
@@ -255,6 +331,11 @@ impl Store {
         })
         .await
         .map_err(|_| Error::Timeout(limit, "connect"))?
+    }
+
+    /// What [`Store::lookup`] would answer from memory, if it would.
+    pub fn cached(&self, username: &str) -> Option<Arc<Lookup>> {
+        self.cache.as_ref()?.get(username)
     }
 
     /// The stock tables' data and the profile of `username`: from memory
@@ -384,8 +465,7 @@ impl Store {
         self.lookup(username).await.map(|l| l.user.clone())
     }
 
-    /// Writes one accounting request with the next group commit. Returns
-    /// only after the commit.
+    /// Writes one accounting request in its own transaction.
     pub async fn write_accounting(
         &self,
         status: AcctStatus,
@@ -394,10 +474,9 @@ impl Store {
         if accounting::statements(status).is_empty() {
             return Ok(AcctOutcome::Unchanged);
         }
-        match &self.acct_q {
-            Some(q) => self.submit(q, (status, rec.clone()), "accounting").await,
-            None => self.inner.write_accounting(status, rec).await,
-        }
+        self.inner
+            .write_accounting(&self.inner.pool, status, rec)
+            .await
     }
 
     /// Writes `recs` in one group commit, as the background writer writes
@@ -407,26 +486,24 @@ impl Store {
         &self,
         recs: &[(AcctStatus, AcctRecord)],
     ) -> Vec<Result<AcctOutcome, Error>> {
-        AcctBatch::write(&self.inner, recs.iter().collect())
+        AcctBatch::write(&self.inner, &self.inner.pool, recs.iter().collect())
             .await
             .into_iter()
             .map(|r| r.map_err(Error::Write))
             .collect()
     }
 
-    /// Writes one radpostauth row with the next group commit.
+    /// Writes one radpostauth row.
     pub async fn write_postauth(&self, rec: &PostAuthRecord) -> Result<(), Error> {
-        match &self.postauth_q {
-            Some(q) => self.submit(q, rec.clone(), "post-auth").await,
-            None => {
-                let inner = &self.inner;
+        let inner = &self.inner;
+        inner
+            .deadline("post-auth", async {
                 inner
-                    .deadline("post-auth", async {
-                        inner.insert_postauth(&[rec]).await.map_err(Error::Write)
-                    })
+                    .insert_postauth(&inner.pool, &[rec])
                     .await
-            }
-        }
+                    .map_err(Error::Write)
+            })
+            .await
     }
 }
 
@@ -437,8 +514,9 @@ trait Batch: Send + Sync + 'static {
     /// Writes `recs` in as few commits as possible; one result per record.
     fn write<'a>(
         inner: &'a Inner,
+        pool: &'a Pool,
         recs: Vec<&'a Self::R>,
-    ) -> impl Future<Output = Vec<Result<Self::T, String>>> + Send + 'a;
+    ) -> impl Future<Output = Vec<Result<Self::T, String>>> + 'a;
 }
 
 struct PostAuthBatch;
@@ -448,11 +526,15 @@ impl Batch for PostAuthBatch {
     type R = PostAuthRecord;
     type T = ();
 
-    async fn write<'a>(inner: &'a Inner, recs: Vec<&'a PostAuthRecord>) -> Vec<Result<(), String>> {
+    async fn write<'a>(
+        inner: &'a Inner,
+        pool: &'a Pool,
+        recs: Vec<&'a PostAuthRecord>,
+    ) -> Vec<Result<(), String>> {
         let n = recs.len();
         let r = inner
             .deadline("post-auth", async {
-                Inner::insert_postauth(inner, &recs)
+                Inner::insert_postauth(inner, pool, &recs)
                     .await
                     .map_err(Error::Write)
             })
@@ -468,6 +550,7 @@ impl Batch for AcctBatch {
 
     async fn write<'a>(
         inner: &'a Inner,
+        pool: &'a Pool,
         recs: Vec<&'a (AcctStatus, AcctRecord)>,
     ) -> Vec<Result<AcctOutcome, String>> {
         // All in one transaction, as if in arrival order; a record the
@@ -475,7 +558,7 @@ impl Batch for AcctBatch {
         // each record is retried on its own.
         let together = inner
             .deadline("accounting", async {
-                let mut client = inner.client().await?;
+                let mut client = inner.client_of(pool).await?;
                 let tx = client.transaction().await?;
                 let batch: Vec<_> = recs.iter().map(|(s, r)| (*s, r)).collect();
                 let out = apply_accounting(&tx, &batch).await?;
@@ -497,7 +580,7 @@ impl Batch for AcctBatch {
                 for (status, rec) in recs {
                     out.push(
                         inner
-                            .write_accounting(*status, rec)
+                            .write_accounting(pool, *status, rec)
                             .await
                             .map_err(|e| e.to_string()),
                     );
@@ -505,37 +588,6 @@ impl Batch for AcctBatch {
                 out
             }
             Err(e) => vec![Err(e.to_string())],
-        }
-    }
-}
-
-/// A group-commit writer: takes what is queued (up to [`BATCH_MAX`]),
-/// writes it, releases each caller with its own result.
-async fn writer<B: Batch>(inner: Arc<Inner>, rx: SharedQueue<B::R, B::T>) {
-    loop {
-        let mut jobs = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            match rx.recv().await {
-                Some(j) => jobs.push(j),
-                None => return,
-            }
-            while jobs.len() < BATCH_MAX {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-        }
-        // A caller that gave up has answered `fail`; its NAS retransmits,
-        // and writing it now would store the request twice.
-        jobs.retain(|j| !j.done.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        let results = B::write(&inner, jobs.iter().map(|j| &j.record).collect()).await;
-        for (job, r) in jobs.into_iter().zip(results) {
-            let _ = job.done.send(r);
         }
     }
 }
@@ -761,11 +813,12 @@ impl Inner {
     /// One accounting request in its own transaction.
     async fn write_accounting(
         &self,
+        pool: &Pool,
         status: AcctStatus,
         rec: &AcctRecord,
     ) -> Result<AcctOutcome, Error> {
         self.deadline("accounting", async {
-            let client = self.client().await?;
+            let client = self.client_of(pool).await?;
             let out = apply_accounting(&client, &[(status, rec)]).await?;
             Ok(out[0])
         })
@@ -773,9 +826,9 @@ impl Inner {
     }
 
     /// radpostauth rows, all in one statement (one commit).
-    async fn insert_postauth(&self, recs: &[&PostAuthRecord]) -> Result<(), String> {
+    async fn insert_postauth(&self, pool: &Pool, recs: &[&PostAuthRecord]) -> Result<(), String> {
         let run = async {
-            let client = self.client().await?;
+            let client = self.client_of(pool).await?;
             let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
             let col = |f: fn(&PostAuthRecord) -> Option<String>| -> Vec<Option<String>> {
                 recs.iter().map(|r| f(r)).collect()

@@ -412,7 +412,9 @@ fn password_of(l: &radius_core::store::Lookup) -> String {
 
 async fn cached_store(db: &TestDb) -> Store {
     let mut store = db.store();
-    store.start_background(&tokio::runtime::Handle::current(), 1000);
+    store
+        .start_background(&tokio::runtime::Handle::current(), 1000)
+        .unwrap();
     let cache = store.cache().unwrap().clone();
     assert!(
         eventually(Duration::from_secs(5), || {
@@ -572,30 +574,41 @@ async fn losing_the_listener_never_serves_stale_data() {
 async fn group_commit_writes_every_record_before_answering() {
     let db = TestDb::new("groupcommit").await;
     let store = std::sync::Arc::new(cached_store(&db).await);
-    let mut tasks = Vec::new();
-    for i in 0..400 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store
-                .write_postauth(&PostAuthRecord {
-                    username: format!("u{i}"),
-                    pass: None,
-                    reply: "Access-Accept".into(),
-                    called_station_id: None,
-                    calling_station_id: None,
-                    authdate: 1_700_000_000.0,
-                })
-                .await
-                .unwrap();
-            let mut s = session(&format!("gc{i}"), 1_700_000_000);
-            store.write_accounting(AcctStatus::Start, &s).await.unwrap();
-            s.event_time += 60;
-            s.session_time = Some(60);
-            store.write_accounting(AcctStatus::Stop, &s).await.unwrap()
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), AcctOutcome::Written);
+    // Callers are plain threads, as radiusd's are: 16 of them, 25 records
+    // each, so commits carry several callers' records.
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for k in 0..25 {
+                    let i = t * 25 + k;
+                    store
+                        .commit_postauth(PostAuthRecord {
+                            username: format!("u{i}"),
+                            pass: None,
+                            reply: "Access-Accept".into(),
+                            called_station_id: None,
+                            calling_station_id: None,
+                            authdate: 1_700_000_000.0,
+                        })
+                        .unwrap();
+                    let mut s = session(&format!("gc{i}"), 1_700_000_000);
+                    let start = store.commit_accounting(AcctStatus::Start, s.clone());
+                    assert_eq!(start.unwrap(), AcctOutcome::Written);
+                    s.event_time += 60;
+                    s.session_time = Some(60);
+                    outcomes.push(store.commit_accounting(AcctStatus::Stop, s).unwrap());
+                }
+                outcomes
+            })
+        })
+        .collect();
+    for t in threads {
+        let outcomes = tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        assert!(outcomes.iter().all(|o| *o == AcctOutcome::Written));
     }
     let r = db
         .client
@@ -616,20 +629,25 @@ async fn group_commit_writes_every_record_before_answering() {
 async fn a_bad_record_fails_alone_in_its_batch() {
     let db = TestDb::new("badrecord").await;
     let store = std::sync::Arc::new(cached_store(&db).await);
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = session(&format!("b{i}"), 1_700_000_000);
-            if i == 7 {
-                // Not an address: PostgreSQL refuses the inet cast.
-                s.nas_ip = "not-an-ip".into();
-            }
-            (i, store.write_accounting(AcctStatus::Start, &s).await)
-        }));
-    }
-    for t in tasks {
-        let (i, r) = t.await.unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let threads: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = session(&format!("b{i}"), 1_700_000_000);
+                if i == 7 {
+                    // Not an address: PostgreSQL refuses the inet cast.
+                    s.nas_ip = "not-an-ip".into();
+                }
+                barrier.wait();
+                (i, store.commit_accounting(AcctStatus::Start, s))
+            })
+        })
+        .collect();
+    for t in threads {
+        let (i, r) = tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
         assert_eq!(r.is_err(), i == 7, "record {i}: {r:?}");
     }
     let n: i64 = db
