@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use deadpool_postgres::{
-    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
@@ -89,7 +87,7 @@ const BATCH_MAX: usize = 256;
 const QUEUE_MAX: usize = 8192;
 /// Commits of one kind under way at once: one can execute while the other
 /// waits for its WAL flush.
-const WRITERS: usize = 2;
+const WRITERS: usize = 1;
 
 /// One writer's connection and the single-threaded runtime that drives it.
 /// A leader takes a slot for its commit, so the runtime is only ever run by
@@ -553,42 +551,46 @@ impl Batch for AcctBatch {
         pool: &'a Pool,
         recs: Vec<&'a (AcctStatus, AcctRecord)>,
     ) -> Vec<Result<AcctOutcome, String>> {
-        // All in one transaction, as if in arrival order; a record the
-        // database refuses must not take the others down, so on any error
-        // each record is retried on its own.
+        let batch: Vec<_> = recs.iter().map(|(s, r)| (*s, r)).collect();
+        let mut out = vec![None; batch.len()];
         let together = inner
             .deadline("accounting", async {
-                let mut client = inner.client_of(pool).await?;
-                let tx = client.transaction().await?;
-                let batch: Vec<_> = recs.iter().map(|(s, r)| (*s, r)).collect();
-                let out = apply_accounting(&tx, &batch).await?;
-                tx.commit().await?;
-                Ok(out)
+                let client = InFlight(Some(inner.client_of(pool).await?));
+                let r = apply_accounting(client.get(), &batch, &mut out).await;
+                client.finished();
+                r
             })
             .await;
-        match together {
-            Ok(out) => out.into_iter().map(Ok).collect(),
-            Err(e) if recs.len() > 1 => {
-                inner
-                    .acct_fallbacks
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                log::warn!(
-                    "accounting batch of {} records failed ({e}); writing each on its own",
-                    recs.len()
-                );
-                let mut out = Vec::with_capacity(recs.len());
-                for (status, rec) in recs {
-                    out.push(
-                        inner
-                            .write_accounting(pool, *status, rec)
-                            .await
-                            .map_err(|e| e.to_string()),
-                    );
-                }
-                out
-            }
-            Err(e) => vec![Err(e.to_string())],
+        let Err(e) = together else {
+            return out
+                .into_iter()
+                .map(|o| Ok(o.unwrap_or(AcctOutcome::Unchanged)))
+                .collect();
+        };
+        // What was committed stays; a record the database refused must not
+        // take the others down, so the rest are written one at a time, in
+        // order.
+        let pending = out.iter().filter(|o| o.is_none()).count();
+        if pending > 1 {
+            inner
+                .acct_fallbacks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log::warn!(
+                "accounting batch failed ({e}); writing its {pending} unwritten records one at a time"
+            );
         }
+        let mut results = Vec::with_capacity(batch.len());
+        for ((status, rec), o) in batch.iter().zip(out) {
+            results.push(match o {
+                Some(o) => Ok(o),
+                None if pending == 1 => Err(e.to_string()),
+                None => inner
+                    .write_accounting(pool, *status, rec)
+                    .await
+                    .map_err(|e| e.to_string()),
+            });
+        }
+        results
     }
 }
 
@@ -681,32 +683,43 @@ impl<'a> Columns<'a> {
 
 /// Applies `recs` with the result of applying them one after the other in
 /// this order, each trying its status type's statements until one changes
-/// a row, but with a few multi-row statements instead of one per record.
+/// a row, but with a few multi-row statements instead of one per record,
+/// and one round trip and one commit for most batches.
 ///
 /// Records of different unique ids change different rows, so only the
 /// order among records of the same unique id matters: the k-th record of a
 /// unique id goes to round k, and rounds run in order. Within a round every
 /// status type runs its first statement for all its records at once, then
-/// its second for the records the first changed nothing for, and so on
-/// (the types side by side, pipelined). Accounting-On/Off change rows of
-/// any unique id: each runs alone, after the rounds of the records before
-/// it and before those of the records after it.
-async fn apply_accounting<C: GenericClient + Sync>(
-    client: &C,
+/// its second for the records the first changed nothing for, and so on.
+/// Each such step, all status types side by side, is one "wave": BEGIN, the
+/// statements and COMMIT sent together. Accounting-On/Off change rows of
+/// any unique id: each is a wave of its own, after the rounds of the
+/// records before it and before those of the records after it.
+///
+/// `out` gets each record's outcome as soon as it is committed. On an
+/// error the failed wave is rolled back whole and the records still `None`
+/// have changed nothing.
+async fn apply_accounting(
+    client: &Object,
     recs: &[(AcctStatus, &AcctRecord)],
-) -> Result<Vec<AcctOutcome>, Error> {
-    let mut out = vec![AcctOutcome::Unchanged; recs.len()];
+    out: &mut [Option<AcctOutcome>],
+) -> Result<(), Error> {
+    for (o, (status, _)) in out.iter_mut().zip(recs) {
+        if accounting::statements(*status).is_empty() {
+            *o = Some(AcctOutcome::Unchanged);
+        }
+    }
     let mut i = 0;
     while i < recs.len() {
         let (status, rec) = recs[i];
         if accounting::is_nas_wide(status) {
+            let stmt = client
+                .prepare_cached(accounting::statements(status)[0])
+                .await?;
             let cols = Columns::of(std::iter::once(rec));
-            for sql in accounting::statements(status) {
-                let stmt = client.prepare_cached(sql).await?;
-                client.execute(&stmt, &cols.params()).await?;
-            }
+            wave(client, [Some((&stmt, &cols)), None, None]).await?;
             // Answered `ok` even when no session was open.
-            out[i] = AcctOutcome::Written;
+            out[i] = Some(AcctOutcome::Written);
             i += 1;
             continue;
         }
@@ -728,20 +741,20 @@ async fn apply_accounting<C: GenericClient + Sync>(
             *k += 1;
         }
         for round in &rounds {
-            apply_round(client, recs, round, &mut out).await?;
+            apply_round(client, recs, round, out).await?;
         }
         i = end;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One round of [`apply_accounting`]: `round` indexes records of `recs`
 /// with distinct unique ids, none of them NAS-wide.
-async fn apply_round<C: GenericClient + Sync>(
-    client: &C,
+async fn apply_round(
+    client: &Object,
     recs: &[(AcctStatus, &AcctRecord)],
     round: &[usize],
-    out: &mut [AcctOutcome],
+    out: &mut [Option<AcctOutcome>],
 ) -> Result<(), Error> {
     let mut pending = [
         (AcctStatus::Start, Vec::new()),
@@ -754,29 +767,83 @@ async fn apply_round<C: GenericClient + Sync>(
         }
     }
     for step in 0.. {
-        let [a, b, c] = &pending;
-        if [a, b, c].iter().all(|(s, v)| !runs(*s, v, step)) {
-            return Ok(());
+        if pending.iter().all(|(s, v)| !runs(*s, v, step)) {
+            break;
         }
-        // The status types side by side, pipelined on the connection.
-        let changed = tokio::try_join!(
-            try_step(client, recs, a, step),
-            try_step(client, recs, b, step),
-            try_step(client, recs, c, step),
-        )?;
-        let changed = [changed.0, changed.1, changed.2];
-        for ((_, v), changed) in pending.iter_mut().zip(changed) {
-            let mut changed = changed.into_iter();
+        // Prepared first, so that the wave goes out in one piece.
+        let mut stmts = Vec::with_capacity(3);
+        for (s, v) in &pending {
+            stmts.push(match runs(*s, v, step) {
+                true => Some(
+                    client
+                        .prepare_cached(accounting::statements(*s)[step])
+                        .await?,
+                ),
+                false => None,
+            });
+        }
+        let cols: Vec<Columns> = pending
+            .iter()
+            .map(|(_, v)| Columns::of(v.iter().map(|&j| recs[j].1)))
+            .collect();
+        let parts: [Option<(&tokio_postgres::Statement, &Columns)>; 3] =
+            std::array::from_fn(|k| stmts[k].as_ref().map(|st| (st, &cols[k])));
+        let changed = wave(client, parts).await?;
+        for ((_, v), ids) in pending.iter_mut().zip(changed) {
             v.retain(|&j| {
-                let hit = changed.next().unwrap_or(false);
+                let hit = ids.contains(recs[j].1.unique_id.as_str());
                 if hit {
-                    out[j] = AcctOutcome::Written;
+                    out[j] = Some(AcctOutcome::Written);
                 }
                 !hit
             });
         }
     }
+    // Tried every statement and changed nothing (a late Interim, a
+    // duplicate): rlm_sql's `noop`.
+    for (_, v) in &pending {
+        for &j in v {
+            out[j] = Some(AcctOutcome::Unchanged);
+        }
+    }
     Ok(())
+}
+
+/// Runs `part`'s statement; the unique ids it changed.
+async fn changed_ids(
+    client: &Object,
+    part: Option<(&tokio_postgres::Statement, &Columns<'_>)>,
+) -> Result<std::collections::HashSet<String>, tokio_postgres::Error> {
+    let Some((stmt, cols)) = part else {
+        return Ok(Default::default());
+    };
+    let rows = client.query(stmt, &cols.params()).await?;
+    rows.iter().map(|r| r.try_get::<_, String>(0)).collect()
+}
+
+/// A connection in the middle of a wave. Dropped before [`InFlight::finished`]
+/// (a deadline cut the wave short) it may be inside a transaction, so it is
+/// closed, which makes the server roll back, instead of going back to its
+/// pool.
+struct InFlight(Option<Object>);
+
+impl InFlight {
+    fn get(&self) -> &Object {
+        self.0.as_ref().expect("present until finished or dropped")
+    }
+
+    /// Back to the pool: every request sent on it has been answered.
+    fn finished(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(obj) = self.0.take() {
+            drop(Object::take(obj));
+        }
+    }
 }
 
 /// Whether records `v` of type `status` have a statement number `step` to try.
@@ -784,29 +851,27 @@ fn runs(status: AcctStatus, v: &[usize], step: usize) -> bool {
     !v.is_empty() && step < accounting::statements(status).len()
 }
 
-/// Runs statement number `step` of `status` for the records `v` of `recs`;
-/// for each, whether it changed its row.
-async fn try_step<C: GenericClient + Sync>(
-    client: &C,
-    recs: &[(AcctStatus, &AcctRecord)],
-    (status, v): &(AcctStatus, Vec<usize>),
-    step: usize,
-) -> Result<Vec<bool>, Error> {
-    if !runs(*status, v, step) {
-        return Ok(Vec::new());
-    }
-    let cols = Columns::of(v.iter().map(|&j| recs[j].1));
-    let stmt = client
-        .prepare_cached(accounting::statements(*status)[step])
-        .await?;
-    let rows = client.query(&stmt, &cols.params()).await?;
-    let ids = rows
-        .iter()
-        .map(|r| r.try_get::<_, &str>(0))
-        .collect::<Result<std::collections::HashSet<_>, _>>()?;
-    Ok(v.iter()
-        .map(|&j| ids.contains(recs[j].1.unique_id.as_str()))
-        .collect())
+/// Runs up to three statements in one transaction, sent together with its
+/// BEGIN and COMMIT (one round trip, one WAL flush); for each, the unique
+/// ids it changed. Any error rolls the whole wave back.
+async fn wave(
+    client: &Object,
+    parts: [Option<(&tokio_postgres::Statement, &Columns<'_>)>; 3],
+) -> Result<[std::collections::HashSet<String>; 3], Error> {
+    let [a, b, c] = parts;
+    // biased: requests go out in this order on the first poll.
+    let (begin, a, b, c, commit) = tokio::join!(
+        biased;
+        client.batch_execute("BEGIN"),
+        changed_ids(client, a),
+        changed_ids(client, b),
+        changed_ids(client, c),
+        client.batch_execute("COMMIT"),
+    );
+    begin?;
+    let changed = [a?, b?, c?];
+    commit?;
+    Ok(changed)
 }
 
 impl Inner {
@@ -818,9 +883,12 @@ impl Inner {
         rec: &AcctRecord,
     ) -> Result<AcctOutcome, Error> {
         self.deadline("accounting", async {
-            let client = self.client_of(pool).await?;
-            let out = apply_accounting(&client, &[(status, rec)]).await?;
-            Ok(out[0])
+            let client = InFlight(Some(self.client_of(pool).await?));
+            let mut out = [None];
+            let r = apply_accounting(client.get(), &[(status, rec)], &mut out).await;
+            client.finished();
+            r?;
+            Ok(out[0].unwrap_or(AcctOutcome::Unchanged))
         })
         .await
     }
