@@ -463,8 +463,17 @@ impl Value {
                 t => {
                     let int = matches!(t, sys::PW_TYPE_INTEGER | sys::PW_TYPE_DATE)
                         .then(|| (*vp).data.integer);
-                    // Escaped text can be four times the value, plus quotes.
-                    let mut buf = vec![0 as c_char; len * 4 + 128];
+                    // Escaped text can be four times the value, plus quotes;
+                    // most values (numbers, addresses) fit on the stack.
+                    let need = len * 4 + 128;
+                    let mut small = [0 as c_char; 256];
+                    let mut large = Vec::new();
+                    let buf: &mut [c_char] = if need <= small.len() {
+                        &mut small
+                    } else {
+                        large.resize(need, 0 as c_char);
+                        &mut large
+                    };
                     sys::vp_prints_value(buf.as_mut_ptr(), buf.len(), vp, 0);
                     let text = CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
                     Some(Value { text, int })
