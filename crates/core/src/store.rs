@@ -569,9 +569,13 @@ impl Batch for AcctBatch {
         };
         // What was committed stays; a record the database refused must not
         // take the others down, so the rest are written one at a time, in
-        // order.
+        // order. Not when the database is unreachable or too slow: the
+        // leader is a radiusd thread, and retrying would hold it (and every
+        // waiting caller) for a timeout per record.
         let pending = out.iter().filter(|o| o.is_none()).count();
-        if pending > 1 {
+        let refused = matches!(&e, Error::Db(d) if d.as_db_error().is_some());
+        let retry = pending > 1 && refused;
+        if retry {
             inner
                 .acct_fallbacks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -579,11 +583,16 @@ impl Batch for AcctBatch {
                 "accounting batch failed ({e}); writing its {pending} unwritten records one at a time"
             );
         }
+        // The retries share one more query_timeout.
+        let budget = std::time::Instant::now() + inner.query_timeout;
         let mut results = Vec::with_capacity(batch.len());
         for ((status, rec), o) in batch.iter().zip(out) {
             results.push(match o {
                 Some(o) => Ok(o),
-                None if pending == 1 => Err(e.to_string()),
+                None if !retry => Err(e.to_string()),
+                None if std::time::Instant::now() >= budget => {
+                    Err(format!("{e}; no time left to retry this record alone"))
+                }
                 None => inner
                     .write_accounting(pool, *status, rec)
                     .await

@@ -366,6 +366,70 @@ async fn unreachable_database_fails_within_the_timeouts() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_database_fails_group_commits_within_the_timeouts() {
+    // Accepts connections (the kernel's backlog) and never answers: a
+    // database host that hangs.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dsn = format!(
+        "host=127.0.0.1 port={} user=radius dbname=radius",
+        stalled.local_addr().unwrap().port()
+    );
+    let cfg = ModuleConfig::from_items([
+        ("dsn", dsn.as_str()),
+        ("connect_timeout", "1"),
+        ("query_timeout", "0.5"),
+        ("auto_migrate", "no"),
+    ])
+    .unwrap();
+    let mut store = Store::new(&cfg).unwrap();
+    // A batch that failed because nothing answered is not retried record by
+    // record: that would hold its leader, a radiusd thread, for a timeout
+    // per record (here 16 x 0.5 s).
+    let recs: Vec<_> = (0..16)
+        .map(|i| (AcctStatus::Start, session(&format!("b{i}"), 1)))
+        .collect();
+    let t = Instant::now();
+    let results = store.write_accounting_batch(&recs).await;
+    assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+
+    store
+        .start_background(&tokio::runtime::Handle::current(), 0)
+        .unwrap();
+    let store = std::sync::Arc::new(store);
+    let t = Instant::now();
+    // Sixteen callers, as radiusd's threads would be: a failed batch is not
+    // retried record by record when the database does not answer, so no
+    // caller (the leader included) is held for a timeout per record.
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let acct = store.commit_accounting(AcctStatus::Start, session(&format!("x{i}"), 1));
+                let post = store.commit_postauth(PostAuthRecord {
+                    username: format!("u{i}"),
+                    pass: None,
+                    reply: "Access-Accept".into(),
+                    called_station_id: None,
+                    calling_station_id: None,
+                    authdate: 1.0,
+                });
+                (acct.is_err(), post.is_err(), Instant::now())
+            })
+        })
+        .collect();
+    for th in threads {
+        let (acct_failed, post_failed, done) =
+            tokio::task::spawn_blocking(move || th.join().unwrap())
+                .await
+                .unwrap();
+        assert!(acct_failed && post_failed);
+        assert!(done - t < Duration::from_secs(4), "{:?}", done - t);
+    }
+    drop(stalled);
+}
+
 #[tokio::test]
 async fn an_older_build_accepts_a_newer_schema() {
     let db = TestDb::new("skew").await;
