@@ -77,6 +77,18 @@ fn opts() -> Options {
     }
 }
 
+/// The radpostauth record of an Access-Accept for `user`.
+fn accepted(user: &str) -> PostAuthRecord {
+    PostAuthRecord {
+        username: user.into(),
+        pass: None,
+        reply: "Access-Accept".into(),
+        called_station_id: None,
+        calling_station_id: None,
+        authdate: 1_700_000_000.0,
+    }
+}
+
 fn session(unique: &str, ts: i64) -> AcctRecord {
     AcctRecord {
         session_id: format!("sid-{unique}"),
@@ -407,14 +419,7 @@ async fn a_stalled_database_fails_group_commits_within_the_timeouts() {
             let store = store.clone();
             std::thread::spawn(move || {
                 let acct = store.commit_accounting(AcctStatus::Start, session(&format!("x{i}"), 1));
-                let post = store.commit_postauth(PostAuthRecord {
-                    username: format!("u{i}"),
-                    pass: None,
-                    reply: "Access-Accept".into(),
-                    called_station_id: None,
-                    calling_station_id: None,
-                    authdate: 1.0,
-                });
+                let post = store.commit_postauth(accepted(&format!("u{i}")));
                 (acct.is_err(), post.is_err(), Instant::now())
             })
         })
@@ -647,16 +652,7 @@ async fn group_commit_writes_every_record_before_answering() {
                 let mut outcomes = Vec::new();
                 for k in 0..25 {
                     let i = t * 25 + k;
-                    store
-                        .commit_postauth(PostAuthRecord {
-                            username: format!("u{i}"),
-                            pass: None,
-                            reply: "Access-Accept".into(),
-                            called_station_id: None,
-                            calling_station_id: None,
-                            authdate: 1_700_000_000.0,
-                        })
-                        .unwrap();
+                    store.commit_postauth(accepted(&format!("u{i}"))).unwrap();
                     let mut s = session(&format!("gc{i}"), 1_700_000_000);
                     let start = store.commit_accounting(AcctStatus::Start, s.clone());
                     assert_eq!(start.unwrap(), AcctOutcome::Written);
