@@ -5,7 +5,7 @@
 //! everything queued (up to `max_batch` records), writes it in one commit
 //! on its own thread, and hands each waiter its result. A leader whose own
 //! record is done goes on with what queued meanwhile for up to
-//! [`LEAD_BUDGET`], then passes the lead to the oldest waiter, if any. Nothing
+//! `LEAD_BUDGET` (2 ms), then passes the lead to the oldest waiter, if any. Nothing
 //! else runs: no writer thread to wake and no hop to an I/O thread, so a
 //! request costs one wake-up (its own, by the leader) and the leader's
 //! commit is driven by the thread that needs it.
