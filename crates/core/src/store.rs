@@ -477,9 +477,9 @@ impl Store {
             .await
     }
 
-    /// Writes `recs` in one group commit, as the background writer writes
-    /// a batch it took from its queue (with the same result as writing them
-    /// one after the other): one result per record.
+    /// Writes `recs` as a group commit's leader writes the batch it took
+    /// from the queue (with the same result as writing them one after the
+    /// other): one result per record.
     pub async fn write_accounting_batch(
         &self,
         recs: &[(AcctStatus, AcctRecord)],
