@@ -212,7 +212,7 @@ impl Store {
         status: AcctStatus,
         rec: AcctRecord,
     ) -> Result<AcctOutcome, Error> {
-        if accounting::statements(status).is_empty() {
+        if !accounting::stores(status) {
             return Ok(AcctOutcome::Unchanged);
         }
         self.commit(&self.acct_gc, (status, rec), "accounting")
@@ -469,7 +469,7 @@ impl Store {
         status: AcctStatus,
         rec: &AcctRecord,
     ) -> Result<AcctOutcome, Error> {
-        if accounting::statements(status).is_empty() {
+        if !accounting::stores(status) {
             return Ok(AcctOutcome::Unchanged);
         }
         self.inner
@@ -691,19 +691,16 @@ impl<'a> Columns<'a> {
 }
 
 /// Applies `recs` with the result of applying them one after the other in
-/// this order, each trying its status type's statements until one changes
-/// a row, but with a few multi-row statements instead of one per record,
-/// and one round trip and one commit for most batches.
+/// this order, but with a few multi-row statements instead of one per
+/// record, and one round trip and one commit for most batches.
 ///
 /// Records of different unique ids change different rows, so only the
 /// order among records of the same unique id matters: the k-th record of a
-/// unique id goes to round k, and rounds run in order. Within a round every
-/// status type runs its first statement for all its records at once, then
-/// its second for the records the first changed nothing for, and so on.
-/// Each such step, all status types side by side, is one "wave": BEGIN, the
-/// statements and COMMIT sent together. Accounting-On/Off change rows of
-/// any unique id: each is a wave of its own, after the rounds of the
-/// records before it and before those of the records after it.
+/// unique id goes to round k, and rounds run in order. A round is one
+/// "wave": the upsert of each status type present, for all its records at
+/// once, sent together inside BEGIN and COMMIT. Accounting-On/Off change
+/// rows of any unique id: each is a statement of its own, after the rounds
+/// of the records before it and before those of the records after it.
 ///
 /// `out` gets each record's outcome as soon as it is committed. On an
 /// error the failed wave is rolled back whole and the records still `None`
@@ -714,7 +711,7 @@ async fn apply_accounting(
     out: &mut [Option<AcctOutcome>],
 ) -> Result<(), Error> {
     for (o, (status, _)) in out.iter_mut().zip(recs) {
-        if accounting::statements(*status).is_empty() {
+        if !accounting::stores(*status) {
             *o = Some(AcctOutcome::Unchanged);
         }
     }
@@ -722,11 +719,10 @@ async fn apply_accounting(
     while i < recs.len() {
         let (status, rec) = recs[i];
         if accounting::is_nas_wide(status) {
-            let stmt = client
-                .prepare_cached(accounting::statements(status)[0])
-                .await?;
-            let cols = Columns::of(std::iter::once(rec));
-            wave(client, [Some((&stmt, &cols)), None, None]).await?;
+            let stmt = client.prepare_cached(accounting::NAS_RESET).await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&rec.nas_ip, &rec.event_time, &rec.terminate_cause];
+            client.execute(&stmt, &params).await?;
             // Answered `ok` even when no session was open.
             out[i] = Some(AcctOutcome::Written);
             i += 1;
@@ -739,7 +735,7 @@ async fn apply_accounting(
         let mut rounds: Vec<Vec<usize>> = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (j, (status, rec)) in recs.iter().enumerate().take(end).skip(i) {
-            if accounting::statements(*status).is_empty() {
+            if accounting::statement(*status).is_none() {
                 continue;
             }
             let k = seen.entry(rec.unique_id.as_str()).or_insert(0);
@@ -765,54 +761,39 @@ async fn apply_round(
     round: &[usize],
     out: &mut [Option<AcctOutcome>],
 ) -> Result<(), Error> {
-    let mut pending = [
+    let mut by_type = [
         (AcctStatus::Start, Vec::new()),
         (AcctStatus::InterimUpdate, Vec::new()),
         (AcctStatus::Stop, Vec::new()),
     ];
     for &j in round {
-        if let Some((_, v)) = pending.iter_mut().find(|(s, _)| *s == recs[j].0) {
+        if let Some((_, v)) = by_type.iter_mut().find(|(s, _)| *s == recs[j].0) {
             v.push(j);
         }
     }
-    for step in 0.. {
-        if pending.iter().all(|(s, v)| !runs(*s, v, step)) {
-            break;
-        }
-        // Prepared first, so that the wave goes out in one piece.
-        let mut stmts = Vec::with_capacity(3);
-        for (s, v) in &pending {
-            stmts.push(match runs(*s, v, step) {
-                true => Some(
-                    client
-                        .prepare_cached(accounting::statements(*s)[step])
-                        .await?,
-                ),
-                false => None,
-            });
-        }
-        let cols: Vec<Columns> = pending
-            .iter()
-            .map(|(_, v)| Columns::of(v.iter().map(|&j| recs[j].1)))
-            .collect();
-        let parts: [Option<(&tokio_postgres::Statement, &Columns)>; 3] =
-            std::array::from_fn(|k| stmts[k].as_ref().map(|st| (st, &cols[k])));
-        let changed = wave(client, parts).await?;
-        for ((_, v), ids) in pending.iter_mut().zip(changed) {
-            v.retain(|&j| {
-                let hit = ids.contains(recs[j].1.unique_id.as_str());
-                if hit {
-                    out[j] = Some(AcctOutcome::Written);
-                }
-                !hit
-            });
-        }
+    // Prepared first, so that the wave goes out in one piece.
+    let mut stmts = Vec::with_capacity(3);
+    for (s, v) in &by_type {
+        stmts.push(match (v.is_empty(), accounting::statement(*s)) {
+            (false, Some(sql)) => Some(client.prepare_cached(sql).await?),
+            _ => None,
+        });
     }
-    // Tried every statement and changed nothing (a late Interim, a
-    // duplicate): rlm_sql's `noop`.
-    for (_, v) in &pending {
+    let cols: Vec<Columns> = by_type
+        .iter()
+        .map(|(_, v)| Columns::of(v.iter().map(|&j| recs[j].1)))
+        .collect();
+    let parts: [Option<(&tokio_postgres::Statement, &Columns)>; 3] =
+        std::array::from_fn(|k| stmts[k].as_ref().map(|st| (st, &cols[k])));
+    let changed = wave(client, parts).await?;
+    for ((_, v), ids) in by_type.iter().zip(changed) {
         for &j in v {
-            out[j] = Some(AcctOutcome::Unchanged);
+            // A row not returned was left alone (an Interim-Update after
+            // the Stop): rlm_sql's `noop`.
+            out[j] = Some(match ids.contains(recs[j].1.unique_id.as_str()) {
+                true => AcctOutcome::Written,
+                false => AcctOutcome::Unchanged,
+            });
         }
     }
     Ok(())
@@ -855,40 +836,30 @@ impl Drop for InFlight {
     }
 }
 
-/// Whether records `v` of type `status` have a statement number `step` to try.
-fn runs(status: AcctStatus, v: &[usize], step: usize) -> bool {
-    !v.is_empty() && step < accounting::statements(status).len()
-}
-
-/// Every wave plans its statements for radacct as it is now.
-///
-/// A batch statement joins its rows (`unnest` of the column arrays) to
-/// radacct. PostgreSQL's plan cache switches a prepared statement to one
-/// generic plan after five executions, built on the statistics of that
-/// moment. After a TRUNCATE, on a new install or while radacct grows fast,
-/// those say "empty", and the generic plan scans radacct (or all its open
-/// sessions) for every batch: measured at 7-10 ms a batch with 50,000 rows,
-/// and still chosen after `DISCARD PLANS` at 3,000 rows. A custom plan sees
-/// the batch's real size and the table's current size, and always looks
-/// the rows up by unique id; planning costs about 0.1 ms a statement.
-const BEGIN_WAVE: &str = "BEGIN; SET LOCAL plan_cache_mode = force_custom_plan";
-
 /// Runs up to three statements in one transaction, sent together with its
 /// BEGIN and COMMIT (one round trip, one WAL flush); for each, the unique
-/// ids it changed. Any error rolls the whole wave back.
+/// ids it changed. Any error rolls the whole wave back. A single statement
+/// is a transaction of its own and goes out alone.
 async fn wave(
     client: &Object,
     parts: [Option<(&tokio_postgres::Statement, &Columns<'_>)>; 3],
 ) -> Result<[std::collections::HashSet<String>; 3], Error> {
+    let several = parts.iter().flatten().count() > 1;
     let [a, b, c] = parts;
+    let around = |sql: &'static str| async move {
+        match several {
+            true => client.batch_execute(sql).await,
+            false => Ok(()),
+        }
+    };
     // biased: requests go out in this order on the first poll.
     let (begin, a, b, c, commit) = tokio::join!(
         biased;
-        client.batch_execute(BEGIN_WAVE),
+        around("BEGIN"),
         changed_ids(client, a),
         changed_ids(client, b),
         changed_ids(client, c),
-        client.batch_execute("COMMIT"),
+        around("COMMIT"),
     );
     begin?;
     let changed = [a?, b?, c?];
