@@ -14,6 +14,7 @@
 //! the `write` function given to [`GroupCommit::new`].
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ pub struct GroupCommit<R, T> {
     max_leaders: usize,
     max_batch: usize,
     max_queue: usize,
+    /// Commits made and records they carried, for the operator.
+    commits: AtomicU64,
+    records: AtomicU64,
     write: Box<WriteFn<R, T>>,
 }
 
@@ -86,8 +90,18 @@ impl<R, T> GroupCommit<R, T> {
             max_leaders: max_leaders.max(1),
             max_batch: max_batch.max(1),
             max_queue,
+            commits: AtomicU64::new(0),
+            records: AtomicU64::new(0),
             write: Box::new(write),
         }
+    }
+
+    /// How many commits were made, and how many records they carried.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.records.load(Ordering::Relaxed),
+        )
     }
 
     /// Commits `record` with others and returns its result, within `wait`
@@ -175,6 +189,8 @@ impl<R, T> GroupCommit<R, T> {
                 batch
             };
             let recs: Vec<&R> = batch.iter().map(|(r, _)| r).collect();
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.records.fetch_add(recs.len() as u64, Ordering::Relaxed);
             let mut results = (self.write)(&recs).into_iter();
             let mine_done = batch.iter().any(|(_, t)| Arc::ptr_eq(t, me))
                 || matches!(*lock(&me.phase), Phase::Done(_));
@@ -266,6 +282,7 @@ mod tests {
         assert_eq!(all, want);
         // Sixteen callers over two leaders: commits carry several records.
         assert!(commits.load(Ordering::Relaxed) < 800 / 2);
+        assert_eq!(gc.totals(), (commits.load(Ordering::Relaxed) as u64, 800));
         assert_eq!(lock(&gc.queue).leaders, 0);
     }
 

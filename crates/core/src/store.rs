@@ -177,6 +177,15 @@ impl Store {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Group commits made so far and the records they carried: post-auth,
+    /// then accounting; (0, 0) before [`Store::start_background`].
+    pub fn commit_totals(&self) -> [(u64, u64); 2] {
+        [
+            self.postauth_gc.as_ref().map_or((0, 0), |g| g.totals()),
+            self.acct_gc.as_ref().map_or((0, 0), |g| g.totals()),
+        ]
+    }
+
     /// The cache, when started (for stats and tests).
     pub fn cache(&self) -> Option<&Arc<Cache>> {
         self.cache.as_ref()
