@@ -115,6 +115,17 @@ macro_rules! columns {
     };
 }
 
+/// Interim-Update and Stop both carry the session's framed addresses.
+macro_rules! framed_set {
+    () => {
+        "framedipaddress = EXCLUDED.framedipaddress, \
+         framedipv6address = EXCLUDED.framedipv6address, \
+         framedipv6prefix = EXCLUDED.framedipv6prefix, \
+         framedinterfaceid = EXCLUDED.framedinterfaceid, \
+         delegatedipv6prefix = EXCLUDED.delegatedipv6prefix, "
+    };
+}
+
 /// One upsert per status type, keyed on radacct's unique index on
 /// `acctuniqueid`: each folds the chain of stock queries tried in order
 /// (rlm_sql's `acct_redundant`) into one statement with the same result.
@@ -148,13 +159,9 @@ const INTERIM: &str = concat!(
     "SELECT p.sid, p.uid, p.username, p.realm, p.nas::inet, p.portid, p.porttype, \
      to_timestamp(p.ts), to_timestamp(p.ts), NULL, p.stime, p.authentic, p.ci, NULL, \
      p.inoct, p.outoct, p.called, p.calling, NULL, p.service, p.proto, p.fip, p.fip6, \
-     p.fpfx, p.fifid, p.dpfx FROM p ON CONFLICT (acctuniqueid) DO UPDATE SET \
-     framedipaddress = EXCLUDED.framedipaddress, \
-     framedipv6address = EXCLUDED.framedipv6address, \
-     framedipv6prefix = EXCLUDED.framedipv6prefix, \
-     framedinterfaceid = EXCLUDED.framedinterfaceid, \
-     delegatedipv6prefix = EXCLUDED.delegatedipv6prefix, \
-     acctsessiontime = EXCLUDED.acctsessiontime, \
+     p.fpfx, p.fifid, p.dpfx FROM p ON CONFLICT (acctuniqueid) DO UPDATE SET ",
+    framed_set!(),
+    "acctsessiontime = EXCLUDED.acctsessiontime, \
      acctinterval = EXTRACT(EPOCH FROM EXCLUDED.acctupdatetime) \
      - EXTRACT(EPOCH FROM COALESCE(r.acctupdatetime, r.acctstarttime)), \
      acctupdatetime = EXCLUDED.acctupdatetime, \
@@ -179,13 +186,9 @@ const STOP: &str = concat!(
      EXTRACT(EPOCH FROM EXCLUDED.acctstoptime) - EXTRACT(EPOCH FROM r.acctstarttime)), \
      acctinputoctets = EXCLUDED.acctinputoctets, \
      acctoutputoctets = EXCLUDED.acctoutputoctets, \
-     acctterminatecause = EXCLUDED.acctterminatecause, \
-     framedipaddress = EXCLUDED.framedipaddress, \
-     framedipv6address = EXCLUDED.framedipv6address, \
-     framedipv6prefix = EXCLUDED.framedipv6prefix, \
-     framedinterfaceid = EXCLUDED.framedinterfaceid, \
-     delegatedipv6prefix = EXCLUDED.delegatedipv6prefix, \
-     connectinfo_stop = EXCLUDED.connectinfo_start \
+     acctterminatecause = EXCLUDED.acctterminatecause, ",
+    framed_set!(),
+    "connectinfo_stop = EXCLUDED.connectinfo_start \
      RETURNING r.acctuniqueid"
 );
 

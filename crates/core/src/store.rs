@@ -900,14 +900,14 @@ impl Inner {
         let run = async {
             let client = self.client_of(pool).await?;
             let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
-            let col = |f: fn(&PostAuthRecord) -> Option<String>| -> Vec<Option<String>> {
+            let col = |f: fn(&PostAuthRecord) -> Option<&str>| -> Vec<Option<&str>> {
                 recs.iter().map(|r| f(r)).collect()
             };
-            let users = col(|r| Some(r.username.clone()));
-            let pass = col(|r| r.pass.clone());
-            let reply = col(|r| Some(r.reply.clone()));
-            let called = col(|r| r.called_station_id.clone());
-            let calling = col(|r| r.calling_station_id.clone());
+            let users = col(|r| Some(&r.username));
+            let pass = col(|r| r.pass.as_deref());
+            let reply = col(|r| Some(&r.reply));
+            let called = col(|r| r.called_station_id.as_deref());
+            let calling = col(|r| r.calling_station_id.as_deref());
             let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
             client
                 .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
