@@ -251,7 +251,7 @@ impl State {
             .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
         let mut store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         store
-            .start_background(rt.handle(), cfg.cache_size)
+            .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         let opts = Options {
             read_groups: cfg.read_groups,
@@ -261,11 +261,12 @@ impl State {
         ffi::radlog(
             sys::L_INFO,
             &format!(
-                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}",
+                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}{}",
                 radius_core::VERSION,
                 cfg.dsn_for_log(),
                 cfg.pool_size,
-                cfg.cache_size
+                cfg.cache_size,
+                if cfg.cache_preload { ", preloaded" } else { "" }
             ),
         );
         // A database that is down must not stop radiusd: requests fail

@@ -35,6 +35,8 @@ pub struct Cache {
     max_entries: usize,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Counts the times the cache went live (empty), for a preload.
+    went_live: tokio::sync::watch::Sender<u64>,
 }
 
 /// A ticket taken before reading the database for a miss.
@@ -49,7 +51,18 @@ impl Cache {
             max_entries,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            went_live: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Changes each time the cache goes live, empty: the moment to preload.
+    pub fn went_live(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.went_live.subscribe()
+    }
+
+    /// How many users it holds at most.
+    pub fn capacity(&self) -> usize {
+        self.max_entries
     }
 
     pub fn is_live(&self) -> bool {
@@ -96,6 +109,32 @@ impl Cache {
         map.insert(username.to_string(), value);
     }
 
+    /// Keeps many users read under one `ticket` (a preload), all or none:
+    /// none when an invalidation happened meanwhile or the listener is
+    /// down. Never empties a full cache; what does not fit is left out.
+    /// How many were kept, or why none.
+    pub fn insert_many(
+        &self,
+        ticket: LoadTicket,
+        entries: impl IntoIterator<Item = (String, Arc<Lookup>)>,
+    ) -> Result<usize, &'static str> {
+        if !self.is_live() {
+            return Err("the cache listener is down");
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation.load(Ordering::Acquire) != ticket.0 {
+            return Err("a change was notified during the read");
+        }
+        let before = map.len();
+        for (name, value) in entries {
+            if map.len() >= self.max_entries {
+                break;
+            }
+            map.entry(name).or_insert(value);
+        }
+        Ok(map.len() - before)
+    }
+
     pub fn invalidate(&self, username: &str) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -114,6 +153,9 @@ impl Cache {
         self.flush();
         self.live.store(live, Ordering::Release);
         self.flush();
+        if live {
+            self.went_live.send_modify(|n| *n += 1);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -242,6 +284,28 @@ mod tests {
         assert!(c.get("a").is_some());
         c.invalidate("a");
         assert!(c.get("a").is_none());
+    }
+
+    #[test]
+    fn a_preload_is_kept_whole_or_not_at_all() {
+        let c = Cache::new(3);
+        let mut went_live = c.went_live();
+        let many = || (0..5).map(|i| (format!("u{i}"), val()));
+        assert!(c.insert_many(c.ticket(), many()).is_err(), "not live");
+        c.set_live(true);
+        assert!(went_live.has_changed().unwrap(), "going live is announced");
+        let t = c.ticket();
+        c.invalidate("u1");
+        assert!(
+            c.insert_many(t, many()).is_err(),
+            "a change during the read"
+        );
+        assert_eq!(c.len(), 0);
+        // A miss loaded meanwhile stays; the cache never starts over.
+        c.insert("u0", c.ticket(), val());
+        assert_eq!(c.insert_many(c.ticket(), many()), Ok(2));
+        assert_eq!(c.len(), 3);
+        assert!(c.get("u2").is_some() && c.get("u3").is_none());
     }
 
     #[test]

@@ -68,6 +68,11 @@ pub const ITEMS: &[ItemSpec] = &[
         help: "users kept in memory (kept coherent by LISTEN/NOTIFY); 0 turns the cache off",
     },
     ItemSpec {
+        name: "cache_preload",
+        default: Some("no"),
+        help: "load every user (up to cache_size) into the cache in one read at start and after the listener reconnects",
+    },
+    ItemSpec {
         name: "auto_migrate",
         default: Some("yes"),
         help: "create missing stock tables and rlm_rust's own tables at first connection",
@@ -109,6 +114,7 @@ pub struct ModuleConfig {
     pub default_profile: Option<String>,
     pub auto_migrate: bool,
     pub cache_size: usize,
+    pub cache_preload: bool,
 }
 
 impl ModuleConfig {
@@ -178,6 +184,7 @@ impl ModuleConfig {
                 0,
                 100_000_000,
             )? as usize,
+            cache_preload: parse_bool("cache_preload", get("cache_preload"))?,
         })
     }
 
@@ -288,6 +295,10 @@ mod tests {
             (&[("dsn", "host=x"), ("dsn", "host=y")], "dsn"),
             (&[("dsn", "host=x"), ("sql_user_name", "")], "sql_user_name"),
             (&[("dsn", "host=x"), ("cache_size", "-1")], "cache_size"),
+            (
+                &[("dsn", "host=x"), ("cache_preload", "maybe")],
+                "cache_preload",
+            ),
         ];
         for (items, item) in cases {
             let e = ModuleConfig::from_items(items.iter().copied()).unwrap_err();

@@ -14,6 +14,7 @@ pub mod engine;
 mod error;
 pub mod password;
 pub mod postauth;
+mod preload;
 pub mod schema;
 pub mod store;
 

@@ -22,6 +22,7 @@ use crate::commit::{CommitError, GroupCommit};
 use crate::config::ModuleConfig;
 use crate::engine::StringEngine;
 use crate::postauth::{self, PostAuthRecord};
+use crate::preload;
 use crate::{schema, Error};
 
 /// The user's check and reply rows, memberships and their groups' rows in
@@ -67,7 +68,7 @@ pub struct Store {
     acct_gc: Option<GroupCommit<(AcctStatus, AcctRecord), AcctOutcome>>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     pool: Pool,
     /// What every pool connects with (the writers' pools are built later).
     pg: tokio_postgres::Config,
@@ -144,7 +145,8 @@ impl Store {
     }
 
     /// Starts the in-memory user cache (when `cache_size` > 0) with its
-    /// LISTEN connection on `rt`, and the group commits for accounting and
+    /// LISTEN connection on `rt` (and, with `preload`, a task that fills it
+    /// in one read each time it goes live), and the group commits for accounting and
     /// post-auth ([`Store::commit_accounting`], [`Store::commit_postauth`]).
     /// Without this every call goes to the database directly (what the
     /// admin service wants).
@@ -152,9 +154,19 @@ impl Store {
         &mut self,
         rt: &tokio::runtime::Handle,
         cache_size: usize,
+        preload: bool,
     ) -> Result<(), Error> {
         if cache_size > 0 {
             let cache = Arc::new(Cache::new(cache_size));
+            if preload {
+                // Subscribed before the listener can make the cache live.
+                let went_live = cache.went_live();
+                rt.spawn(preload::run(
+                    Arc::clone(&self.inner),
+                    Arc::clone(&cache),
+                    went_live,
+                ));
+            }
             rt.spawn(cache::listen(
                 Arc::clone(&cache),
                 self.inner.dsn.clone(),
@@ -300,7 +312,7 @@ fn all_failed<T>(n: usize, why: &str) -> Vec<Result<T, String>> {
 }
 
 impl Inner {
-    async fn client(&self) -> Result<Object, Error> {
+    pub(crate) async fn client(&self) -> Result<Object, Error> {
         self.client_of(&self.pool).await
     }
 
@@ -373,18 +385,7 @@ impl Inner {
             let (rows, prof) =
                 tokio::try_join!(client.query(&s1, &params), client.query_opt(&s2, &params))?;
             let user = assemble_user(rows.iter().map(raw_row))?;
-            let profile = prof.map(|r| {
-                let ids: Vec<i64> = r.get(5);
-                let hashes: Vec<Vec<u8>> = r.get(6);
-                Profile {
-                    id: r.get(0),
-                    active: r.get(1),
-                    reason: r.get(2),
-                    expiration: r.get(3),
-                    password_hash: r.get(4),
-                    open_tokens: ids.into_iter().zip(hashes).collect(),
-                }
-            });
+            let profile = prof.map(|r| profile_of(&r, 0));
             Ok(Lookup { user, profile })
         })
         .await
@@ -982,7 +983,21 @@ fn raw_row(r: &tokio_postgres::Row) -> RawRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
-type RawRow = (
+/// The account state in [`PROFILE`]'s columns, starting at column `at`.
+pub(crate) fn profile_of(r: &tokio_postgres::Row, at: usize) -> Profile {
+    let ids: Vec<i64> = r.get(at + 5);
+    let hashes: Vec<Vec<u8>> = r.get(at + 6);
+    Profile {
+        id: r.get(at),
+        active: r.get(at + 1),
+        reason: r.get(at + 2),
+        expiration: r.get(at + 3),
+        password_hash: r.get(at + 4),
+        open_tokens: ids.into_iter().zip(hashes).collect(),
+    }
+}
+
+pub(crate) type RawRow = (
     i32,
     Option<String>,
     Option<String>,
@@ -992,7 +1007,7 @@ type RawRow = (
 
 /// Turns the rows of [`USER_DATA`] into the user's data. A NULL attribute or
 /// value is bad data (rlm_sql fails the request on it too).
-fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserData, Error> {
+pub(crate) fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserData, Error> {
     let mut user = UserData::default();
     let mut group_rows: Vec<(u8, String, AttrRow)> = Vec::new();
     for (kind, grp, attribute, op, value) in rows {

@@ -407,7 +407,7 @@ async fn a_stalled_database_fails_group_commits_within_the_timeouts() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
     store
-        .start_background(&tokio::runtime::Handle::current(), 0)
+        .start_background(&tokio::runtime::Handle::current(), 0, false)
         .unwrap();
     let store = std::sync::Arc::new(store);
     let t = Instant::now();
@@ -480,9 +480,13 @@ fn password_of(l: &radius_core::store::Lookup) -> String {
 }
 
 async fn cached_store(db: &TestDb) -> Store {
+    cached_store_with(db, false).await
+}
+
+async fn cached_store_with(db: &TestDb, preload: bool) -> Store {
     let mut store = db.store();
     store
-        .start_background(&tokio::runtime::Handle::current(), 1000)
+        .start_background(&tokio::runtime::Handle::current(), 1000, preload)
         .unwrap();
     let cache = store.cache().unwrap().clone();
     assert!(
@@ -494,6 +498,72 @@ async fn cached_store(db: &TestDb) -> Store {
         "the cache listener did not come up"
     );
     store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preload_holds_what_lookups_would_read() {
+    let db = TestDb::new("preload").await;
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('alice', 'Cleartext-Password', ':=', 'pw-a'), ('alice', 'NAS-IP-Address', '==', '192.0.2.1'); \
+             INSERT INTO radreply (username, attribute, op, value) VALUES \
+               ('alice', 'Reply-Message', ':=', 'hi'), ('alice', 'Session-Timeout', ':=', '60'); \
+             INSERT INTO radusergroup (username, groupname, priority) VALUES \
+               ('alice', 'staff', 2), ('alice', 'wifi', 1), ('alice', 'staff', 3), ('bob', 'wifi', 1); \
+             INSERT INTO radgroupcheck (groupname, attribute, op, value) VALUES \
+               ('staff', 'Auth-Type', ':=', 'Accept'), ('nobody', 'Auth-Type', ':=', 'Reject'); \
+             INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES \
+               ('wifi', 'Idle-Timeout', ':=', '600'), ('staff', 'Class', ':=', 'staff'), \
+               ('wifi', 'Acct-Interim-Interval', ':=', '300'); \
+             INSERT INTO rlm_rust_user (username, active, password_hash) VALUES ('carol', false, 'x'), ('alice', true, NULL); \
+             INSERT INTO rlm_rust_radius_token (user_id, token_hash, expires_at) \
+               SELECT id, '\\x0102', now() + interval '1 hour' FROM rlm_rust_user WHERE username = 'carol';",
+        )
+        .await
+        .unwrap();
+    let names = ["alice", "bob", "carol"];
+    let direct = db.store();
+    let mut want = Vec::new();
+    for n in names {
+        want.push(direct.lookup(n).await.unwrap());
+    }
+    assert_eq!(want[0].user.groups.len(), 3, "{:?}", want[0].user.groups);
+    assert!(want[2]
+        .profile
+        .as_ref()
+        .is_some_and(|p| p.open_tokens.len() == 1));
+
+    let store = cached_store_with(&db, true).await;
+    let cache = store.cache().unwrap().clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let c = cache.clone();
+            async move { c.len() == 3 }
+        })
+        .await,
+        "preloaded {} users, not 3",
+        cache.len()
+    );
+    for (n, w) in names.iter().zip(&want) {
+        assert_eq!(store.cached(n).as_deref(), Some(w.as_ref()), "{n}");
+    }
+    // As coherent as a miss: a plain-SQL change drops the preloaded entry.
+    db.client
+        .execute(
+            "UPDATE radcheck SET value = 'new' WHERE username = 'alice' AND attribute = 'Cleartext-Password'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || {
+            let s = &store;
+            async move { s.lookup("alice").await.map(|l| password_of(&l)).ok() == Some("new".into()) }
+        })
+        .await
+    );
+    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

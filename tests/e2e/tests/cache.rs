@@ -103,3 +103,33 @@ fn a_lost_listener_never_serves_stale_data_and_recovers() {
     });
     assert!(rad.pap("alice", "pw-2").is_reject());
 }
+
+#[test]
+fn a_preloaded_cache_holds_every_user_from_the_start_and_follows_changes() {
+    let env = e2e_env!();
+    rust_only!(env);
+    let db = TestDb::create(env, "cache_preload");
+    for i in 0..50 {
+        db.user(&format!("user{i}"), &format!("pw-{i}"));
+    }
+    db.reply("user7", "Reply-Message", ":=", "Hello user7");
+    let rad = Radiusd::builder(env, &db, "cache_preload")
+        .config("cache_preload = yes")
+        .start();
+    wait_for("preload", Duration::from_secs(10), || {
+        rad.log()
+            .contains("cache preload: 50 of 50 users in memory")
+    });
+    // The core's tests check that preloaded entries equal what a lookup
+    // reads; here radiusd answers from them and they stay coherent.
+    let r = rad.pap("user7", "pw-7");
+    assert!(r.is_accept());
+    assert_eq!(r.get("Reply-Message"), Some("Hello user7"));
+    assert!(rad.pap("user8", "wrong").is_reject());
+
+    db.exec("UPDATE radcheck SET value = 'pw-new' WHERE username = 'user7' AND attribute = 'Cleartext-Password'");
+    wait_for("new password accepted", Duration::from_secs(1), || {
+        rad.pap("user7", "pw-new").is_accept()
+    });
+    assert!(rad.pap("user7", "pw-7").is_reject());
+}
