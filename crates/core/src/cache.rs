@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn a_preload_is_kept_whole_or_not_at_all() {
         let c = Cache::new(3);
-        let mut went_live = c.went_live();
+        let went_live = c.went_live();
         let many = || (0..5).map(|i| (format!("u{i}"), val()));
         assert!(c.insert_many(c.ticket(), many()).is_err(), "not live");
         c.set_live(true);
