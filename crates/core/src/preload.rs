@@ -15,7 +15,7 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::IsolationLevel;
 
 use crate::cache::Cache;
-use crate::store::{assemble_user, profile_of, Inner, Lookup, RawRow};
+use crate::store::{assemble_user, profile_columns, profile_of, Inner, Lookup, RawRow};
 use crate::Error;
 
 /// Every user's own check and reply rows, in [`crate::store`]'s USER_DATA
@@ -35,13 +35,11 @@ const GROUP_ROWS: &str = "SELECT 3 AS kind, groupname, attribute, op::text, valu
     ORDER BY 1, 6";
 
 /// Every account-state row: the username, then PROFILE's columns.
-const PROFILES: &str = "SELECT u.username, u.id, u.active, u.reason, \
-    EXTRACT(EPOCH FROM u.expiration)::float8, u.password_hash, \
-    ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
-          AND t.expires_at > now() ORDER BY t.id), \
-    ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
-          AND t.expires_at > now() ORDER BY t.id) \
-    FROM rlm_rust_user u";
+const PROFILES: &str = concat!(
+    "SELECT u.username, ",
+    profile_columns!(),
+    " FROM rlm_rust_user u"
+);
 
 /// A large table takes longer than one request may wait.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);

@@ -25,6 +25,19 @@ use crate::postauth::{self, PostAuthRecord};
 use crate::preload;
 use crate::{schema, Error};
 
+/// The account-state columns of `rlm_rust_user u`, as [`profile_of`] reads
+/// them: for one user (`PROFILE`) and for all (the preload).
+macro_rules! profile_columns {
+    () => {
+        "u.id, u.active, u.reason, EXTRACT(EPOCH FROM u.expiration)::float8, u.password_hash, \
+         ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
+               AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id), \
+         ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
+               AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id)"
+    };
+}
+pub(crate) use profile_columns;
+
 /// The user's check and reply rows, memberships and their groups' rows in
 /// one round trip (rlm_sql needs four or more queries for the same).
 const USER_DATA: &str = "WITH g AS (SELECT groupname, priority, id FROM radusergroup WHERE username = $1) \
@@ -40,13 +53,11 @@ const USER_DATA: &str = "WITH g AS (SELECT groupname, priority, id FROM raduserg
 
 /// The user's profile row and open one-time tokens, sent together with
 /// [`USER_DATA`] on the same connection (pipelined: one round trip).
-const PROFILE: &str = "SELECT u.id, u.active, u.reason, EXTRACT(EPOCH FROM u.expiration)::float8, \
-    u.password_hash, \
-    ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
-          AND t.expires_at > now() ORDER BY t.id), \
-    ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id AND t.used_at IS NULL \
-          AND t.expires_at > now() ORDER BY t.id) \
-    FROM rlm_rust_user u WHERE u.username = $1";
+const PROFILE: &str = concat!(
+    "SELECT ",
+    profile_columns!(),
+    " FROM rlm_rust_user u WHERE u.username = $1"
+);
 
 /// Marks a one-time token used; only one request can win it.
 const CONSUME_TOKEN: &str = "UPDATE rlm_rust_radius_token SET used_at = now() \
