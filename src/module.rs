@@ -3,6 +3,7 @@
 
 use std::ffi::{c_int, c_void, CString};
 use std::ptr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use radius_core::account::{self, Profile};
@@ -214,7 +215,7 @@ fn rcode(r: Rcode) -> sys::rlm_rcode_t {
 struct Profiles<'a>(&'a State);
 
 impl ProfileSource for Profiles<'_> {
-    fn profile_groups(&mut self, profile: &str) -> Result<Vec<GroupData>, String> {
+    fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String> {
         self.0
             .rt
             .block_on(self.0.store.user_data(profile))

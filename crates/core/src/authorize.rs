@@ -8,6 +8,8 @@
 //! `Huntgroup-Name` included) while this file keeps the control flow:
 //! user check → user reply → groups by priority with Fall-Through → profile.
 
+use std::sync::Arc;
+
 use crate::attrs::{AttrRow, FallThrough};
 
 /// What authorize found, as an rlm_rcode.
@@ -29,8 +31,9 @@ pub struct UserData {
     pub check: Vec<AttrRow>,
     /// radreply rows, by id.
     pub reply: Vec<AttrRow>,
-    /// radusergroup memberships, by priority.
-    pub groups: Vec<GroupData>,
+    /// radusergroup memberships, by priority. Shared: every member of a
+    /// group holds the same rows, so a preload keeps them once.
+    pub groups: Vec<Arc<GroupData>>,
 }
 
 /// One group with its radgroupcheck and radgroupreply rows, by id.
@@ -76,7 +79,7 @@ pub struct Options {
 
 /// Where the algorithm needs more data: the groups of a profile.
 pub trait ProfileSource {
-    fn profile_groups(&mut self, profile: &str) -> Result<Vec<GroupData>, String>;
+    fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String>;
 }
 
 /// Runs rlm_sql's `mod_authorize` over `user`.
@@ -161,7 +164,7 @@ fn merge_group_rcode(ret: Rcode, rcode: &mut Rcode, user_found: &mut bool) -> Op
 /// rlm_sql's `rlm_sql_process_groups`.
 fn process_groups<E: PairEngine>(
     engine: &mut E,
-    groups: &[GroupData],
+    groups: &[Arc<GroupData>],
     fall: &mut FallThrough,
 ) -> Result<Rcode, String> {
     if groups.is_empty() {
@@ -262,9 +265,9 @@ mod tests {
         }
     }
 
-    struct Profiles(Vec<(String, Vec<GroupData>)>);
+    struct Profiles(Vec<(String, Vec<Arc<GroupData>>)>);
     impl ProfileSource for Profiles {
-        fn profile_groups(&mut self, p: &str) -> Result<Vec<GroupData>, String> {
+        fn profile_groups(&mut self, p: &str) -> Result<Vec<Arc<GroupData>>, String> {
             Ok(self
                 .0
                 .iter()
@@ -278,12 +281,12 @@ mod tests {
         AttrRow::new(a, op, v)
     }
 
-    fn group(name: &str, check: Vec<AttrRow>, reply: Vec<AttrRow>) -> GroupData {
-        GroupData {
+    fn group(name: &str, check: Vec<AttrRow>, reply: Vec<AttrRow>) -> Arc<GroupData> {
+        Arc::new(GroupData {
             name: name.into(),
             check,
             reply,
-        }
+        })
     }
 
     fn opts() -> Options {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::IsolationLevel;
 
+use crate::authorize::GroupData;
 use crate::cache::Cache;
 use crate::store::{assemble_user, profile_columns, profile_of, Inner, Lookup, RawRow};
 use crate::Error;
@@ -169,6 +170,9 @@ pub(crate) async fn load_all(inner: &Inner) -> Result<Vec<(String, Arc<Lookup>)>
             .cloned(),
     );
     let mut users = Vec::with_capacity(names.len());
+    // One copy of each group's rows for all its members: a snapshot gives
+    // every member the same rows (compared anyway, it is cheap).
+    let mut shared: HashMap<String, Arc<GroupData>> = HashMap::new();
     for name in names {
         let groups = groups_of.remove(&name).unwrap_or_default();
         let memberships = groups
@@ -195,7 +199,15 @@ pub(crate) async fn load_all(inner: &Inner) -> Result<Vec<(String, Arc<Lookup>)>
             .chain(memberships)
             .chain(of_kind(3))
             .chain(of_kind(4));
-        let user = assemble_user(rows)?;
+        let mut user = assemble_user(rows)?;
+        for g in &mut user.groups {
+            match shared.get(&g.name) {
+                Some(one) if **one == **g => *g = Arc::clone(one),
+                _ => {
+                    shared.insert(g.name.clone(), Arc::clone(g));
+                }
+            }
+        }
         let profile = profiles.remove(&name);
         users.push((name, Arc::new(Lookup { user, profile })));
     }

@@ -974,12 +974,12 @@ fn credential_decision(
 /// run so the caller can fetch it and run again.
 #[derive(Default)]
 struct Prefetched {
-    groups: HashMap<String, Vec<GroupData>>,
+    groups: HashMap<String, Vec<Arc<GroupData>>>,
     missing: Option<String>,
 }
 
 impl ProfileSource for Prefetched {
-    fn profile_groups(&mut self, profile: &str) -> Result<Vec<GroupData>, String> {
+    fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String> {
         match self.groups.get(profile) {
             Some(g) => Ok(g.clone()),
             None => {
@@ -1020,6 +1020,7 @@ pub(crate) type RawRow = (
 /// value is bad data (rlm_sql fails the request on it too).
 pub(crate) fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserData, Error> {
     let mut user = UserData::default();
+    let mut groups: Vec<GroupData> = Vec::new();
     let mut group_rows: Vec<(u8, String, AttrRow)> = Vec::new();
     for (kind, grp, attribute, op, value) in rows {
         let table = match kind {
@@ -1034,7 +1035,7 @@ pub(crate) fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserDa
             message: format!("{what} is NULL"),
         };
         if kind == 2 {
-            user.groups.push(GroupData {
+            groups.push(GroupData {
                 name: grp.ok_or_else(|| bad("groupname"))?,
                 ..Default::default()
             });
@@ -1051,7 +1052,7 @@ pub(crate) fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserDa
             _ => group_rows.push((kind as u8, grp.unwrap_or_default(), row)),
         }
     }
-    for g in &mut user.groups {
+    for mut g in groups {
         for (kind, name, row) in &group_rows {
             if *name == g.name {
                 if *kind == 3 {
@@ -1061,6 +1062,7 @@ pub(crate) fn assemble_user(rows: impl Iterator<Item = RawRow>) -> Result<UserDa
                 }
             }
         }
+        user.groups.push(Arc::new(g));
     }
     Ok(user)
 }

@@ -2,6 +2,7 @@
 //! private cluster (`scripts/pg start`; `RLM_RUST_TEST_DSN` overrides the
 //! admin connection string).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use radius_core::account::{hash_token, LoginDecision, RejectReason};
@@ -9,7 +10,7 @@ use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use radius_core::authorize::Options;
 use radius_core::config::ModuleConfig;
 use radius_core::postauth::PostAuthRecord;
-use radius_core::store::Store;
+use radius_core::store::{Lookup, Store};
 use tokio_postgres::{Client, NoTls};
 
 const DEFAULT_ADMIN_DSN: &str = "host=127.0.0.1 port=54329 user=radius dbname=radius";
@@ -548,6 +549,17 @@ async fn a_preload_holds_what_lookups_would_read() {
     for (n, w) in names.iter().zip(&want) {
         assert_eq!(store.cached(n).as_deref(), Some(w.as_ref()), "{n}");
     }
+    // Members of a group share its rows: alice's "wifi" is bob's.
+    let (alice, bob) = (store.cached("alice").unwrap(), store.cached("bob").unwrap());
+    let wifi = |l: &Lookup| {
+        l.user
+            .groups
+            .iter()
+            .find(|g| g.name == "wifi")
+            .cloned()
+            .unwrap()
+    };
+    assert!(Arc::ptr_eq(&wifi(&alice), &wifi(&bob)));
     // As coherent as a miss: a plain-SQL change drops the preloaded entry.
     db.client
         .execute(
