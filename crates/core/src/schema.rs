@@ -31,9 +31,10 @@ async fn migrate_client(client: &mut tokio_postgres::Client) -> Result<(), Error
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    // Migrations only add. A host still running an older build must keep
-    // serving a database a newer host already migrated (rolling upgrades of
-    // several radiusd hosts on one PostgreSQL).
+    // Migrations only add, or drop what no build's statements name (an
+    // index). A host still running an older build must keep serving a
+    // database a newer host already migrated (rolling upgrades of several
+    // radiusd hosts on one PostgreSQL).
     let mut runner = embedded::migrations::runner().set_abort_missing(false);
     let ran = runner
         .set_migration_table_name("rlm_rust_schema_history")
