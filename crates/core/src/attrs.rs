@@ -81,8 +81,30 @@ impl Op {
     /// Parses the `op` column. Surrounding blanks are ignored, as FreeRADIUS'
     /// tokenizer does.
     pub fn parse(s: &str) -> Option<Op> {
-        let s = s.trim();
-        Op::ALL.into_iter().find(|op| op.as_str() == s)
+        Op::exact(s).or_else(|| Op::exact(s.trim()))
+    }
+
+    /// The operator spelled exactly `s`. Cached rows are parsed again on
+    /// every request, so this is a `match`, not a search.
+    fn exact(s: &str) -> Option<Op> {
+        Some(match s {
+            "=" => Op::Eq,
+            ":=" => Op::Set,
+            "+=" => Op::Add,
+            "-=" => Op::Sub,
+            "^=" => Op::Prepend,
+            "==" => Op::CmpEq,
+            "!=" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "=~" => Op::RegEq,
+            "!~" => Op::RegNe,
+            "=*" => Op::CmpTrue,
+            "!*" => Op::CmpFalse,
+            _ => return None,
+        })
     }
 }
 
@@ -133,10 +155,14 @@ impl AttrRow {
         if self.attribute.is_empty() {
             return Err(RowProblem::EmptyAttribute);
         }
-        if self.op_text.trim().is_empty() {
+        if let Some(op) = Op::exact(&self.op_text) {
+            return Ok(op);
+        }
+        let op = self.op_text.trim();
+        if op.is_empty() {
             return Ok(Op::CmpEq);
         }
-        Op::parse(&self.op_text).ok_or_else(|| RowProblem::BadOp(self.op_text.clone()))
+        Op::exact(op).ok_or_else(|| RowProblem::BadOp(self.op_text.clone()))
     }
 
     /// The value as rlm_sql hands it to FreeRADIUS: a value entirely
@@ -214,6 +240,8 @@ mod tests {
     #[test]
     fn empty_op_is_cmp_eq_and_bad_op_is_an_error() {
         assert_eq!(AttrRow::new("A", "", "v").op(), Ok(Op::CmpEq));
+        assert_eq!(AttrRow::new("A", " \t", "v").op(), Ok(Op::CmpEq));
+        assert_eq!(AttrRow::new("A", " += ", "v").op(), Ok(Op::Add));
         assert_eq!(
             AttrRow::new("A", "=>", "v").op(),
             Err(RowProblem::BadOp("=>".into()))
