@@ -155,14 +155,13 @@ impl AttrRow {
         if self.attribute.is_empty() {
             return Err(RowProblem::EmptyAttribute);
         }
-        if let Some(op) = Op::exact(&self.op_text) {
+        if let Some(op) = Op::parse(&self.op_text) {
             return Ok(op);
         }
-        let op = self.op_text.trim();
-        if op.is_empty() {
+        if self.op_text.trim().is_empty() {
             return Ok(Op::CmpEq);
         }
-        Op::exact(op).ok_or_else(|| RowProblem::BadOp(self.op_text.clone()))
+        Err(RowProblem::BadOp(self.op_text.clone()))
     }
 
     /// The value as rlm_sql hands it to FreeRADIUS: a value entirely
