@@ -171,6 +171,8 @@ attrs! {
     NtPassword => c"NT-Password",
     CryptPassword => c"Crypt-Password",
     PasswordWithHeader => c"Password-With-Header",
+    LoginName => c"Rust-Login-Name",
+    EapMessage => c"EAP-Message",
 }
 
 impl Dict {
@@ -332,6 +334,25 @@ impl Request {
         // SAFETY: config is the request's live control list.
         let vp =
             unsafe { sys::fr_pair_find_by_da(self.req().config, dict.da(a), sys::TAG_ANY as i8) };
+        Value::from_vp(vp)
+    }
+
+    /// A request of an EAP tunnel's inner server (PEAP, TTLS), which
+    /// radiusd runs as a child of the outer request.
+    pub fn is_inner(&self) -> bool {
+        !self.req().parent.is_null()
+    }
+
+    /// control:`name`, by dictionary name (None for an unknown name).
+    pub fn control_named(&self, name: &str) -> Option<Value> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: name is a valid C string; dict_attrbyname only reads.
+        let da = unsafe { sys::dict_attrbyname(name.as_ptr()) };
+        if da.is_null() {
+            return None;
+        }
+        // SAFETY: config is the request's live control list.
+        let vp = unsafe { sys::fr_pair_find_by_da(self.req().config, da, sys::TAG_ANY as i8) };
         Value::from_vp(vp)
     }
 
@@ -629,5 +650,15 @@ impl PairEngine for FrEngine<'_> {
 
     fn debug(&mut self, msg: &str) {
         self.req.debug(msg);
+    }
+
+    fn control(&self, name: &str) -> Option<String> {
+        self.req.control_named(name).map(|v| v.text)
+    }
+
+    fn set_control(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let name =
+            CString::new(name).map_err(|_| format!("attribute name {name:?} contains NUL"))?;
+        self.req.set_control(&name, value)
     }
 }

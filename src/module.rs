@@ -6,11 +6,11 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use radius_core::account::{self, Profile};
+use radius_core::account;
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
-use radius_core::authorize::{self, GroupData, Options, ProfileSource, Rcode};
+use radius_core::authorize::{GroupData, ProfileSource, Rcode};
 use radius_core::config::ModuleConfig;
-use radius_core::password;
+use radius_core::login::{self, Attempt, LoginIo, Policy, Verdict, Verified, VerifyError};
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 
@@ -31,7 +31,7 @@ struct State {
     store: Store,
     dict: Dict,
     user_name_fmt: CString,
-    opts: Options,
+    policy: Policy,
     rt: tokio::runtime::Runtime,
 }
 
@@ -73,18 +73,21 @@ pub static rlm_rust: Module = Module(sys::module_t {
 
 /// The internal attribute holding a hash this module verifies itself.
 const PASSWORD_HASH_ATTR: &std::ffi::CStr = c"Rust-Password-Hash";
+/// The internal attribute marking a request whose outcome the lockout
+/// counts: it holds the name looked up, and post-auth records the outcome.
+const LOGIN_NAME_ATTR: &std::ffi::CStr = c"Rust-Login-Name";
 
 extern "C" fn mod_bootstrap(cs: *mut sys::CONF_SECTION, _instance: *mut c_void) -> c_int {
     guard_int("bootstrap", || {
         install_panic_hook();
         logger::install();
-        match ffi::register_attribute(PASSWORD_HASH_ATTR) {
-            Ok(()) => 0,
-            Err(e) => {
+        for attr in [PASSWORD_HASH_ATTR, LOGIN_NAME_ATTR] {
+            if let Err(e) = ffi::register_attribute(attr) {
                 ffi::cf_log_err(cs, &format!("rlm_rust: {e}"));
-                -1
+                return -1;
             }
         }
+        0
     })
 }
 
@@ -211,15 +214,24 @@ fn rcode(r: Rcode) -> sys::rlm_rcode_t {
     }
 }
 
-/// Profile groups fetched on demand while authorize runs.
-struct Profiles<'a>(&'a State);
+/// The database behind the login procedure, from a radiusd thread.
+struct ModuleIo<'a>(&'a State);
 
-impl ProfileSource for Profiles<'_> {
+impl ProfileSource for ModuleIo<'_> {
     fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String> {
         self.0
             .rt
             .block_on(self.0.store.user_data(profile))
             .map(|u| u.groups)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl LoginIo for ModuleIo<'_> {
+    fn consume_token(&mut self, id: i64) -> Result<bool, String> {
+        self.0
+            .rt
+            .block_on(self.0.store.consume_token(id))
             .map_err(|e| e.to_string())
     }
 }
@@ -254,11 +266,7 @@ impl State {
         store
             .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
-        let opts = Options {
-            read_groups: cfg.read_groups,
-            read_profiles: cfg.read_profiles,
-            default_profile: cfg.default_profile.clone(),
-        };
+        let policy = Policy::from_config(&cfg, &name);
         ffi::radlog(
             sys::L_INFO,
             &format!(
@@ -285,7 +293,7 @@ impl State {
             store,
             dict,
             user_name_fmt,
-            opts,
+            policy,
             rt,
         })
     }
@@ -327,89 +335,47 @@ impl State {
                 Err(e) => return self.fail(req, "authorize", e),
             },
         };
-        // Account state comes first: a disabled or expired account is
-        // refused whatever its credentials.
-        if let Some(Err(denial)) = lookup.profile.as_ref().map(|p| p.check(account::now())) {
-            req.error(&format!("{username}: {denial}"));
-            return sys::RLM_MODULE_REJECT;
-        }
+        let password = req
+            .packet_attrs(&self.dict)
+            .get(Attr::UserPassword)
+            .map(|v| v.text);
+        let attempt = Attempt {
+            username: &username,
+            password: password.as_deref(),
+            now: account::now(),
+        };
         let mut engine = req.engine(&self.dict);
-        let mut r = match authorize::authorize(
+        let verdict = match login::authorize(
             &mut engine,
-            &lookup.user,
-            &self.opts,
-            &mut Profiles(self),
+            &mut ModuleIo(self),
+            &lookup,
+            &self.policy,
+            &attempt,
         ) {
-            Ok(r) => r,
+            Ok(v) => v,
             Err(e) => return self.fail(req, "authorize", e),
         };
-        if let Some(profile) = &lookup.profile {
-            if r == Rcode::NotFound {
-                r = Rcode::Ok;
-            }
-            match self.apply_profile(req, profile) {
-                Ok(true) => return sys::RLM_MODULE_OK,
-                Ok(false) => {}
-                Err(e) => return self.fail(req, "authorize", e),
-            }
-        }
-        if matches!(r, Rcode::Ok | Rcode::Updated) {
-            if let Err(e) = self.claim_hashed_password(req) {
+        if verdict.counts() && self.outcome_counted_here(req) {
+            if let Err(e) = req.set_control(LOGIN_NAME_ATTR, &username) {
                 return self.fail(req, "authorize", e);
             }
         }
-        rcode(r)
-    }
-
-    /// A one-time token offered as User-Password is accepted here, once
-    /// (true: Auth-Type Accept is set). Otherwise the profile's hash becomes
-    /// the credential when the stock tables gave none.
-    fn apply_profile(&self, req: &Request, profile: &Profile) -> Result<bool, String> {
-        if let Some(pw) = req.packet_attrs(&self.dict).get(Attr::UserPassword) {
-            if let Some(id) = profile.token_matching(&pw.text) {
-                let won = self
-                    .rt
-                    .block_on(self.store.consume_token(id))
-                    .map_err(|e| e.to_string())?;
-                if won {
-                    req.debug("one-time token accepted and used up");
-                    req.set_control(c"Auth-Type", "Accept")?;
-                    return Ok(true);
-                }
+        match verdict {
+            Verdict::NotFound => sys::RLM_MODULE_NOTFOUND,
+            Verdict::Reject(why) => {
+                req.error(&format!("{username}: {why}"));
+                sys::RLM_MODULE_REJECT
             }
+            Verdict::TokenAccepted => sys::RLM_MODULE_OK,
+            Verdict::Continue(rc) => rcode(rc),
         }
-        let Some(hash) = &profile.password_hash else {
-            return Ok(false);
-        };
-        let has_credential = [
-            Attr::CleartextPassword,
-            Attr::NtPassword,
-            Attr::CryptPassword,
-            Attr::PasswordWithHeader,
-            Attr::PasswordHash,
-        ]
-        .iter()
-        .any(|a| req.control(&self.dict, *a).is_some());
-        if !has_credential {
-            req.set_control(PASSWORD_HASH_ATTR, hash)?;
-        }
-        Ok(false)
     }
 
-    /// A hash only this module can verify gets `Auth-Type := <instance>`,
-    /// unless something already chose the Auth-Type.
-    fn claim_hashed_password(&self, req: &Request) -> Result<(), String> {
-        if req.control(&self.dict, Attr::PasswordHash).is_none()
-            || req.control(&self.dict, Attr::AuthType).is_some()
-        {
-            return Ok(());
-        }
-        req.set_control(c"Auth-Type", &self.name).map_err(|e| {
-            format!(
-                "cannot set Auth-Type {0} ({e}); add `Auth-Type {0} {{ {0} }}` to the authenticate section",
-                self.name
-            )
-        })
+    /// An EAP conversation's outcome is counted once, in the tunnel's inner
+    /// request (PEAP, TTLS) or in the request itself (EAP-MD5, PAP,
+    /// MS-CHAP): the outer request of a tunnel carries only the identity.
+    fn outcome_counted_here(&self, req: &Request) -> bool {
+        req.is_inner() || req.packet_attrs(&self.dict).get(Attr::EapMessage).is_none()
     }
 
     fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {
@@ -423,15 +389,41 @@ impl State {
             );
             return sys::RLM_MODULE_INVALID;
         };
-        match password::verify(&pw.text, &hash.text) {
-            Ok(true) => sys::RLM_MODULE_OK,
-            Ok(false) => {
+        let username = match req.control(&self.dict, Attr::LoginName) {
+            Some(v) if !v.text.is_empty() => v.text,
+            _ => match req.xlat(&self.user_name_fmt) {
+                Ok(u) => u,
+                Err(e) => return self.fail(req, "sql_user_name", e),
+            },
+        };
+        match self
+            .store
+            .verifier()
+            .verify(&username, &pw.text, &hash.text)
+        {
+            Ok(v) if v.ok() => {
+                if v == Verified::Computed(true) && self.policy.store_nt_hash {
+                    self.store.store_nt_hash_later(
+                        self.rt.handle(),
+                        &username,
+                        &hash.text,
+                        &pw.text,
+                    );
+                }
+                sys::RLM_MODULE_OK
+            }
+            Ok(_) => {
                 req.debug("password incorrect");
                 sys::RLM_MODULE_REJECT
             }
             Err(e) => {
+                // Not a wrong password: the lockout must not count it.
+                let _ = req.set_control(LOGIN_NAME_ATTR, "");
                 req.error(&e.to_string());
-                sys::RLM_MODULE_INVALID
+                match e {
+                    VerifyError::Busy(_) => sys::RLM_MODULE_FAIL,
+                    VerifyError::BadHash(_) => sys::RLM_MODULE_INVALID,
+                }
             }
         }
     }
@@ -547,9 +539,41 @@ impl State {
             calling_station_id: non_empty(a.text(Attr::CallingStationId)),
             authdate: req.packet_time(),
         };
+        self.record_outcome(req, reply);
         match self.store.commit_postauth(rec) {
             Ok(()) => sys::RLM_MODULE_OK,
             Err(e) => self.fail(req, "post-auth", e),
+        }
+    }
+
+    /// Step 6 of the login procedure for requests authorize marked: a
+    /// reject counts towards the lockout, an accept ends the streak. A
+    /// database error here is logged, not turned into a failed request.
+    fn record_outcome(&self, req: &Request, reply: &str) {
+        let Some(name) = req
+            .control(&self.dict, Attr::LoginName)
+            .map(|v| v.text)
+            .filter(|n| !n.is_empty())
+        else {
+            return;
+        };
+        let r = match reply {
+            "Access-Reject" => self
+                .rt
+                .block_on(self.store.record_failure(&name, &self.policy.lockout))
+                .map(|count| {
+                    if let Some(c) = count.filter(|c| c.locked_until.is_some()) {
+                        req.warn(&format!(
+                            "{name}: locked after {} failed logins",
+                            c.failures
+                        ));
+                    }
+                }),
+            "Access-Accept" => self.rt.block_on(self.store.reset_failures(&[&name])),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            req.error(&format!("lockout: {e}"));
         }
     }
 }

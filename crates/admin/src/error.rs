@@ -147,6 +147,7 @@ impl From<deadpool_postgres::PoolError> for ApiError {
 
 impl From<radius_core::Error> for ApiError {
     fn from(e: radius_core::Error) -> Self {
+        // Busy (too many slow verifications) is a 503 too: retry later.
         ApiError::Unavailable(e.to_string())
     }
 }

@@ -50,10 +50,8 @@ fn add_attr(body: &mut Map<String, Value>, key: String, value: String) {
 pub async fn authorize(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
     let username = input.str_req("username")?;
     let password = input.str_req("password")?;
-    let decision = st
-        .store
-        .check_login(&username, &password, &st.authorize_options())
-        .await?;
+    let decision =
+        crate::decide_login(&st, &username, &password, radius_core::login::Cost::Least).await?;
     match decision {
         LoginDecision::Accept { control, reply } => {
             let mut body = Map::new();
@@ -76,12 +74,9 @@ pub async fn authorize(State(st): State<SharedState>, mut input: Input) -> ApiRe
                     let mut body = Map::new();
                     body.insert("control:Auth-Type".into(), "Reject".into());
                     let msg = match reason {
-                        RejectReason::Disabled { reason } => {
-                            Some(radius_core::account::Denial::Disabled { reason }.to_string())
-                        }
-                        RejectReason::Expired => {
-                            Some(radius_core::account::Denial::Expired.to_string())
-                        }
+                        RejectReason::Disabled { .. }
+                        | RejectReason::Expired
+                        | RejectReason::Locked => Some(reason.to_string()),
                         _ => None,
                     };
                     if let Some(m) = msg {

@@ -27,6 +27,8 @@ pub struct Profile {
     /// Seconds since the epoch; at or past it the account is expired.
     pub expiration: Option<f64>,
     pub password_hash: Option<String>,
+    /// The NT hash (32 hex digits) of the same password, for MS-CHAP.
+    pub nt_hash: Option<String>,
     /// Unused, unexpired one-time tokens: (id, SHA-256 of the token).
     pub open_tokens: Vec<(i64, Vec<u8>)>,
 }
@@ -110,8 +112,33 @@ pub fn now() -> f64 {
 pub enum RejectReason {
     UnknownUser,
     BadPassword,
-    Disabled { reason: Option<i16> },
+    Disabled {
+        reason: Option<i16>,
+    },
     Expired,
+    /// Too many consecutive failed logins (disable reason 2), until the
+    /// lockout period ends or an administrator unlocks.
+    Locked,
+    /// The user's check items do not match the request.
+    CheckItems,
+    /// `Auth-Type := Reject` in the control list.
+    AuthTypeReject,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectReason::UnknownUser => f.write_str("unknown user"),
+            RejectReason::BadPassword => f.write_str("wrong password"),
+            RejectReason::Disabled { reason } => Denial::Disabled { reason: *reason }.fmt(f),
+            RejectReason::Expired => Denial::Expired.fmt(f),
+            RejectReason::Locked => {
+                f.write_str("account locked (reason 2: too many failed attempts)")
+            }
+            RejectReason::CheckItems => f.write_str("check items do not match the request"),
+            RejectReason::AuthTypeReject => f.write_str("Auth-Type := Reject"),
+        }
+    }
 }
 
 impl From<Denial> for RejectReason {
@@ -123,7 +150,7 @@ impl From<Denial> for RejectReason {
     }
 }
 
-/// The outcome of [`crate::store::Store::check_login`].
+/// The outcome of a login through the HTTP door ([`crate::login::pap_login`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoginDecision {
     Accept {
@@ -155,6 +182,7 @@ mod tests {
             reason: None,
             expiration: None,
             password_hash: None,
+            nt_hash: None,
             open_tokens: vec![],
         }
     }

@@ -67,6 +67,10 @@ pub trait PairEngine {
     fn user_profile(&self) -> Option<String>;
     /// Debug output for the request (radiusd -X shows it).
     fn debug(&mut self, _msg: &str) {}
+    /// The first `control:name`, as `%{control:name}` prints it.
+    fn control(&self, name: &str) -> Option<String>;
+    /// `control:name := value`, replacing any earlier ones.
+    fn set_control(&mut self, name: &str, value: &str) -> Result<(), String>;
 }
 
 /// The options of rlm_sql that change the algorithm.
@@ -258,10 +262,18 @@ mod tests {
             }
         }
         fn user_profile(&self) -> Option<String> {
+            self.control("User-Profile")
+        }
+        fn control(&self, name: &str) -> Option<String> {
             self.control
                 .iter()
-                .find(|(a, _)| a == "User-Profile")
+                .find(|(a, _)| a == name)
                 .map(|(_, v)| v.clone())
+        }
+        fn set_control(&mut self, name: &str, value: &str) -> Result<(), String> {
+            self.control.retain(|(a, _)| a != name);
+            self.control.push((name.into(), value.into()));
+            Ok(())
         }
     }
 

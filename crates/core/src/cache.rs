@@ -37,6 +37,8 @@ pub struct Cache {
     misses: AtomicU64,
     /// Counts the times the cache went live (empty), for a preload.
     went_live: tokio::sync::watch::Sender<u64>,
+    /// Remembered password verifications, dropped with the user's entry.
+    verifier: std::sync::OnceLock<Arc<crate::login::Verifier>>,
 }
 
 /// A ticket taken before reading the database for a miss.
@@ -52,7 +54,14 @@ impl Cache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             went_live: tokio::sync::watch::channel(0).0,
+            verifier: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Every invalidation also makes `verifier` forget the user's
+    /// remembered verifications.
+    pub fn forget_with(&self, verifier: Arc<crate::login::Verifier>) {
+        let _ = self.verifier.set(verifier);
     }
 
     /// Changes each time the cache goes live, empty: the moment to preload.
@@ -139,12 +148,18 @@ impl Cache {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.remove(username);
+        if let Some(v) = self.verifier.get() {
+            v.forget(username);
+        }
     }
 
     pub fn flush(&self) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         self.generation.fetch_add(1, Ordering::AcqRel);
         map.clear();
+        if let Some(v) = self.verifier.get() {
+            v.forget_all();
+        }
     }
 
     fn set_live(&self, live: bool) {

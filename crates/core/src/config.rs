@@ -73,6 +73,26 @@ pub const ITEMS: &[ItemSpec] = &[
         help: "load every user (up to cache_size) into the cache in one read at start and after the listener reconnects",
     },
     ItemSpec {
+        name: "lockout_attempts",
+        default: Some("5"),
+        help: "consecutive failed logins that lock an account (disable reason 2); 0 turns the lockout off",
+    },
+    ItemSpec {
+        name: "lockout_period",
+        default: Some("300"),
+        help: "seconds an account stays locked; 0 = until an administrator unlocks it",
+    },
+    ItemSpec {
+        name: "slow_hash_concurrency",
+        default: Some("0"),
+        help: "slow password verifications (Argon2, PBKDF2) run at once; past it a request fails at once (0 = number of CPUs)",
+    },
+    ItemSpec {
+        name: "store_nt_hash",
+        default: Some("yes"),
+        help: "store the NT hash of a radius-admin user without one at their next successful PAP login (MS-CHAP, PEAP)",
+    },
+    ItemSpec {
         name: "auto_migrate",
         default: Some("yes"),
         help: "create missing stock tables and rlm_rust's own tables at first connection",
@@ -115,6 +135,11 @@ pub struct ModuleConfig {
     pub auto_migrate: bool,
     pub cache_size: usize,
     pub cache_preload: bool,
+    pub lockout_attempts: u32,
+    /// None: until an administrator unlocks.
+    pub lockout_period: Option<Duration>,
+    pub slow_hash_concurrency: usize,
+    pub store_nt_hash: bool,
 }
 
 impl ModuleConfig {
@@ -185,6 +210,31 @@ impl ModuleConfig {
                 100_000_000,
             )? as usize,
             cache_preload: parse_bool("cache_preload", get("cache_preload"))?,
+            lockout_attempts: parse_int(
+                "lockout_attempts",
+                get("lockout_attempts").unwrap_or_default(),
+                0,
+                1_000_000,
+            )? as u32,
+            lockout_period: match parse_int(
+                "lockout_period",
+                get("lockout_period").unwrap_or_default(),
+                0,
+                10 * 365 * 86_400,
+            )? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            slow_hash_concurrency: match parse_int(
+                "slow_hash_concurrency",
+                get("slow_hash_concurrency").unwrap_or_default(),
+                0,
+                1024,
+            )? {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n as usize,
+            },
+            store_nt_hash: parse_bool("store_nt_hash", get("store_nt_hash"))?,
         })
     }
 

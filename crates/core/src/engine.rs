@@ -203,6 +203,22 @@ impl PairEngine for StringEngine {
     fn user_profile(&self) -> Option<String> {
         self.control_value("User-Profile").map(str::to_string)
     }
+
+    fn control(&self, name: &str) -> Option<String> {
+        self.control_value(name).map(str::to_string)
+    }
+
+    fn set_control(&mut self, name: &str, value: &str) -> Result<(), String> {
+        merge(
+            &mut self.control,
+            vec![Pair {
+                name: name.to_string(),
+                op: Op::Set,
+                value: value.to_string(),
+            }],
+        );
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub enum Error {
     Migration(String),
     #[error("write failed: {0}")]
     Write(String),
+    #[error("busy: {0}")]
+    Busy(crate::login::VerifyError),
     #[error("bad data in {table}: {message}")]
     BadData {
         table: &'static str,

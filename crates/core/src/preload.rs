@@ -42,6 +42,10 @@ const PROFILES: &str = concat!(
     " FROM rlm_rust_user u"
 );
 
+/// Every lock, expired or not (the caller compares with the request's time).
+const LOCKS: &str = "SELECT username, EXTRACT(EPOCH FROM locked_until)::float8 \
+    FROM rlm_rust_lockout WHERE locked_until IS NOT NULL";
+
 /// A large table takes longer than one request may wait.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -159,6 +163,14 @@ pub(crate) async fn load_all(inner: &Inner) -> Result<Vec<(String, Arc<Lookup>)>
     while let Some(r) = rows.try_next().await? {
         profiles.insert(r.try_get::<_, String>(0)?, profile_of(&r, 1));
     }
+    let mut locks: HashMap<String, f64> = HashMap::new();
+    let rows = tx.query_raw(LOCKS, std::iter::empty::<i32>()).await?;
+    pin_mut!(rows);
+    while let Some(r) = rows.try_next().await? {
+        if let Some(until) = r.try_get::<_, Option<f64>>(1)? {
+            locks.insert(r.try_get::<_, String>(0)?, until);
+        }
+    }
     tx.commit().await?;
 
     let mut names: Vec<String> = own.keys().cloned().collect();
@@ -209,7 +221,15 @@ pub(crate) async fn load_all(inner: &Inner) -> Result<Vec<(String, Arc<Lookup>)>
             }
         }
         let profile = profiles.remove(&name);
-        users.push((name, Arc::new(Lookup { user, profile })));
+        let locked_until = locks.remove(&name);
+        users.push((
+            name,
+            Arc::new(Lookup {
+                user,
+                profile,
+                locked_until,
+            }),
+        ));
     }
     Ok(users)
 }

@@ -1,0 +1,354 @@
+//! The HTTP door of the one login procedure ([`pap_login`]) against a real
+//! PostgreSQL: account state, tokens, credentials, lockout, NT hashes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use radius_core::account::{hash_token, LoginDecision, RejectReason};
+use radius_core::authorize::Options;
+use radius_core::login::{pap_login, Cost, Lockout, Policy};
+use radius_core::store::Store;
+
+mod common;
+use common::TestDb;
+
+fn policy(lockout: Lockout) -> Policy {
+    Policy {
+        opts: Options {
+            read_groups: true,
+            read_profiles: true,
+            default_profile: None,
+        },
+        lockout,
+        auth_type: "rust".into(),
+        store_nt_hash: true,
+    }
+}
+
+/// Logs `user` in through the HTTP door, from a blocking thread as
+/// radius-admin does.
+async fn login(store: &Arc<Store>, policy: &Policy, user: &str, pw: &str) -> LoginDecision {
+    login_cost(store, policy, user, pw, Cost::Least).await
+}
+
+async fn login_cost(
+    store: &Arc<Store>,
+    policy: &Policy,
+    user: &str,
+    pw: &str,
+    cost: Cost,
+) -> LoginDecision {
+    let (store, policy, user, pw) = (
+        Arc::clone(store),
+        policy.clone(),
+        user.to_string(),
+        pw.to_string(),
+    );
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || pap_login(&store, &rt, &policy, &user, &pw, cost).unwrap())
+        .await
+        .unwrap()
+}
+
+fn reject(reason: RejectReason) -> LoginDecision {
+    LoginDecision::Reject { reason }
+}
+
+fn accepted(d: &LoginDecision) -> bool {
+    matches!(d, LoginDecision::Accept { .. })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_enforce_account_state_tokens_and_credentials() {
+    let db = TestDb::new("login_state").await;
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('alice', 'Cleartext-Password', ':=', 'pw-a'), \
+               ('nt', 'NT-Password', ':=', '8846f7eaee8fb117ad06bdd830b7586c'), \
+               ('crypt', 'Crypt-Password', ':=', '$1$saltsalt$9xy1btjgzLYfb7hivXtC//'); \
+             INSERT INTO radusergroup (username, groupname, priority) VALUES ('alice', 'staff', 1); \
+             INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES ('staff', 'Idle-Timeout', ':=', '600');",
+        )
+        .await
+        .unwrap();
+    let hash = radius_core::password::hash_password("pw-h");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('hashy', $1), ('alice', NULL)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash, active, reason) VALUES ('off', $1, false, 0)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash, expiration) VALUES ('old', $1, now() - interval '1 second')",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    let token_hash = hash_token("one-time-secret").to_vec();
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_radius_token (user_id, token_hash, expires_at) \
+             SELECT id, $1, now() + interval '1 hour' FROM rlm_rust_user WHERE username = 'hashy'",
+            &[&token_hash],
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let p = policy(Lockout {
+        attempts: 0,
+        period: None,
+    });
+
+    match login(&store, &p, "alice", "pw-a").await {
+        LoginDecision::Accept { reply, .. } => {
+            assert_eq!(reply, vec![("Idle-Timeout".to_string(), "600".to_string())])
+        }
+        other => panic!("alice: {other:?}"),
+    }
+    assert_eq!(
+        login(&store, &p, "alice", "nope").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert_eq!(
+        login(&store, &p, "nobody", "x").await,
+        reject(RejectReason::UnknownUser)
+    );
+    assert!(accepted(&login(&store, &p, "nt", "password").await));
+    // openssl passwd -1 -salt saltsalt secret: radiusd's pap accepts it,
+    // and so must the HTTP door.
+    assert!(accepted(&login(&store, &p, "crypt", "secret").await));
+    assert_eq!(
+        login(&store, &p, "crypt", "Secret").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert!(accepted(&login(&store, &p, "hashy", "pw-h").await));
+    assert_eq!(
+        login(&store, &p, "hashy", "pw-x").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert_eq!(
+        login(&store, &p, "off", "pw-h").await,
+        reject(RejectReason::Disabled { reason: Some(0) })
+    );
+    assert_eq!(
+        login(&store, &p, "old", "pw-h").await,
+        reject(RejectReason::Expired)
+    );
+    assert!(accepted(
+        &login(&store, &p, "hashy", "one-time-secret").await
+    ));
+    assert_eq!(
+        login(&store, &p, "hashy", "one-time-secret").await,
+        reject(RejectReason::BadPassword),
+        "a one-time token works once"
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_never_override_a_refusal() {
+    let db = TestDb::new("login_tokens").await;
+    let hash = radius_core::password::hash_password("pw");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('rej', $1), ('nas', $1)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('rej', 'Auth-Type', ':=', 'Reject'), \
+               ('nas', 'NAS-IP-Address', '==', '192.0.2.99');",
+        )
+        .await
+        .unwrap();
+    for user in ["rej", "nas"] {
+        db.client
+            .execute(
+                "INSERT INTO rlm_rust_radius_token (user_id, token_hash, expires_at) \
+                 SELECT id, $2, now() + interval '1 hour' FROM rlm_rust_user WHERE username = $1",
+                &[&user, &hash_token("tok").to_vec()],
+            )
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(db.store());
+    let p = policy(Lockout::default());
+    for cost in [Cost::Least, Cost::Uniform] {
+        assert_eq!(
+            login_cost(&store, &p, "rej", "tok", cost).await,
+            reject(RejectReason::AuthTypeReject)
+        );
+        assert_eq!(
+            login_cost(&store, &p, "rej", "pw", cost).await,
+            reject(RejectReason::AuthTypeReject)
+        );
+        assert_eq!(
+            login_cost(&store, &p, "nas", "tok", cost).await,
+            reject(RejectReason::CheckItems)
+        );
+        assert_eq!(
+            login_cost(&store, &p, "nas", "pw", cost).await,
+            reject(RejectReason::CheckItems)
+        );
+    }
+    let unused: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM rlm_rust_radius_token WHERE used_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unused, 2, "a refused login uses up no token");
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_failures_lock_and_a_success_resets() {
+    let db = TestDb::new("login_lockout").await;
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('stock', 'Cleartext-Password', ':=', 'right'), \
+               ('brief', 'Cleartext-Password', ':=', 'right');",
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let p = policy(Lockout {
+        attempts: 3,
+        period: None,
+    });
+    let failures = |user: &'static str| {
+        let client = &db.client;
+        async move {
+            client
+                .query_opt(
+                    "SELECT failures FROM rlm_rust_lockout WHERE username = $1",
+                    &[&user],
+                )
+                .await
+                .unwrap()
+                .map_or(0, |r| r.get::<_, i32>(0))
+        }
+    };
+    // Two failures, then a success: the streak ends.
+    for _ in 0..2 {
+        login(&store, &p, "stock", "wrong").await;
+    }
+    assert_eq!(failures("stock").await, 2);
+    assert!(accepted(&login(&store, &p, "stock", "right").await));
+    assert_eq!(failures("stock").await, 0);
+    // Three in a row lock the account, even against the right password,
+    // until an administrator removes the lock.
+    for _ in 0..3 {
+        assert_eq!(
+            login(&store, &p, "stock", "wrong").await,
+            reject(RejectReason::BadPassword)
+        );
+    }
+    assert_eq!(
+        login(&store, &p, "stock", "right").await,
+        reject(RejectReason::Locked)
+    );
+    let until: f64 = db
+        .client
+        .query_one(
+            "SELECT EXTRACT(EPOCH FROM locked_until)::float8 FROM rlm_rust_lockout WHERE username = 'stock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(until.is_infinite(), "period 0: until unlocked");
+    db.client
+        .execute("DELETE FROM rlm_rust_lockout WHERE username = 'stock'", &[])
+        .await
+        .unwrap();
+    assert!(accepted(&login(&store, &p, "stock", "right").await));
+
+    // A lock with a period runs out by itself, and the count starts over.
+    let brief = policy(Lockout {
+        attempts: 2,
+        period: Some(Duration::from_secs(1)),
+    });
+    for _ in 0..2 {
+        login(&store, &brief, "brief", "wrong").await;
+    }
+    assert_eq!(
+        login(&store, &brief, "brief", "right").await,
+        reject(RejectReason::Locked)
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    login(&store, &brief, "brief", "wrong").await;
+    assert_eq!(failures("brief").await, 1, "an expired lock starts over");
+    assert!(accepted(&login(&store, &brief, "brief", "right").await));
+    assert_eq!(failures("brief").await, 0);
+
+    // Refusals that are not wrong passwords count nothing.
+    login(&store, &p, "nobody", "x").await;
+    assert_eq!(failures("nobody").await, 0);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successful_login_stores_a_missing_nt_hash() {
+    let db = TestDb::new("login_nt").await;
+    let hash = radius_core::password::hash_password("password");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('old', $1)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let p = policy(Lockout::default());
+    async fn nt(client: &tokio_postgres::Client) -> Option<String> {
+        client
+            .query_one(
+                "SELECT nt_hash FROM rlm_rust_user WHERE username = 'old'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+    assert_eq!(
+        login(&store, &p, "old", "wrong").await,
+        reject(RejectReason::BadPassword)
+    );
+    assert_eq!(nt(&db.client).await, None, "not from a wrong password");
+    assert!(accepted(&login(&store, &p, "old", "password").await));
+    assert_eq!(
+        nt(&db.client).await.as_deref(),
+        Some("8846f7eaee8fb117ad06bdd830b7586c")
+    );
+    // The site turned it off: nothing is stored.
+    db.client
+        .execute("UPDATE rlm_rust_user SET nt_hash = NULL", &[])
+        .await
+        .unwrap();
+    let off = Policy {
+        store_nt_hash: false,
+        ..p
+    };
+    let fresh = Arc::new(db.store());
+    assert!(accepted(&login(&fresh, &off, "old", "password").await));
+    assert_eq!(nt(&db.client).await, None);
+    db.drop_db().await;
+}
