@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 
 mod admin;
 mod db;
+pub mod eapol;
 pub mod mschap;
 pub mod packet;
 mod radclient;
