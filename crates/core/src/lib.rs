@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod cache;
 pub mod commit;
 pub mod config;
+pub mod credential;
 pub mod engine;
 mod error;
 pub mod password;
