@@ -206,8 +206,22 @@ pub fn prefix_users(prefix: &str, count: usize) -> ApiResult<Vec<NewUser>> {
         .collect())
 }
 
+/// What is stored for one user's password.
+#[derive(Debug, Clone)]
+pub struct Hashed {
+    pub password_hash: String,
+    /// None when the site keeps Argon2id only (`store_nt_hash` off).
+    pub nt_hash: Option<String>,
+}
+
 /// Hashes every password on all cores; `progress` is called once per user.
-pub fn hash_all(users: &[NewUser], progress: &(dyn Fn(u64) + Sync)) -> Vec<String> {
+/// The NT hash (one MD4) is computed in the same pass: it costs next to
+/// nothing beside Argon2id.
+pub fn hash_all(
+    users: &[NewUser],
+    store_nt_hash: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Vec<Hashed> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -220,13 +234,18 @@ pub fn hash_all(users: &[NewUser], progress: &(dyn Fn(u64) + Sync)) -> Vec<Strin
                 s.spawn(move || {
                     part.iter()
                         .map(|u| {
-                            let h = if u.generated {
+                            let password_hash = if u.generated {
                                 hash_fast(&u.password)
                             } else {
                                 radius_core::password::hash_password(&u.password)
                             };
+                            let nt_hash = store_nt_hash
+                                .then(|| radius_core::password::nt_hash_hex(&u.password));
                             progress(1);
-                            h
+                            Hashed {
+                                password_hash,
+                                nt_hash,
+                            }
                         })
                         .collect::<Vec<_>>()
                 })
@@ -262,10 +281,12 @@ pub fn check_batch_name(n: &str) -> ApiResult<()> {
 }
 
 /// Validates against the database, hashes, and inserts everything in one
-/// transaction. Returns the batch id.
+/// transaction. Returns the batch id. `store_nt_hash` is the site's
+/// choice ([`crate::Config::store_nt_hash`]).
 pub async fn create_batch(
     pool: &Pool,
     spec: &BatchSpec,
+    store_nt_hash: bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> ApiResult<i64> {
     check_batch_name(&spec.name)?;
@@ -316,7 +337,7 @@ pub async fn create_batch(
         // thread a channel instead and report from here.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
         let job = tokio::task::spawn_blocking(move || {
-            hash_all(&users, &|n| {
+            hash_all(&users, store_nt_hash, &|n| {
                 let _ = tx.send(n);
             })
         });
@@ -326,6 +347,10 @@ pub async fn create_batch(
         job.await
             .map_err(|e| ApiError::Unavailable(format!("hashing task: {e}")))?
     };
+    let (hashes, nt_hashes): (Vec<String>, Vec<Option<String>>) = hashes
+        .into_iter()
+        .map(|h| (h.password_hash, h.nt_hash))
+        .unzip();
     let expiration = spec.expiration_date.map(end_of_day);
     let emails: Vec<Option<String>> = spec.users.iter().map(|u| u.email.clone()).collect();
     let firsts: Vec<String> = spec.users.iter().map(|u| u.first_name.clone()).collect();
@@ -348,10 +373,20 @@ pub async fn create_batch(
     // One statement for all users: unnest keeps 10,000 rows one round trip.
     tx.execute(
         "INSERT INTO rlm_rust_user (username, password_hash, email, first_name, last_name, \
-         expiration, batch_id) \
-         SELECT u, h, e, f, l, to_timestamp($6), $7 \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t(u, h, e, f, l)",
-        &[&names, &hashes, &emails, &firsts, &lasts, &expiration, &batch_id],
+         nt_hash, expiration, batch_id) \
+         SELECT u, h, e, f, l, n, to_timestamp($7), $8 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+         AS t(u, h, e, f, l, n)",
+        &[
+            &names,
+            &hashes,
+            &emails,
+            &firsts,
+            &lasts,
+            &nt_hashes,
+            &expiration,
+            &batch_id,
+        ],
     )
     .await?;
     if spec.strategy == "prefix" {
@@ -499,7 +534,7 @@ async fn read_spec(st: &SharedState, req: Request) -> ApiResult<BatchSpec> {
 
 pub async fn create(State(st): State<SharedState>, req: Request) -> ApiResult<Response> {
     let spec = read_spec(&st, req).await?;
-    let id = create_batch(&st.db, &spec, &|_| {}).await?;
+    let id = create_batch(&st.db, &spec, st.cfg.store_nt_hash, &|_| {}).await?;
     let mut body = fetch_batch(&st.db, id).await?;
     // The clear passwords, shown this once (prefix batches keep theirs for
     // the voucher CSV / PDF; csv batches keep none).
@@ -685,5 +720,30 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=4096,t=1,p=1$"), "{h}");
         assert_eq!(radius_core::password::verify(&pw, &h), Ok(true));
         assert_eq!(radius_core::password::verify("nope", &h), Ok(false));
+    }
+
+    #[test]
+    fn hash_all_keeps_order_and_nt_hashes_only_when_asked() {
+        let mut users = prefix_users("nt", 5).unwrap();
+        users[2].password = "password".into();
+        users[2].generated = false;
+        let with = hash_all(&users, true, &|_| {});
+        assert_eq!(with.len(), 5);
+        for (u, h) in users.iter().zip(&with) {
+            assert_eq!(
+                radius_core::password::verify(&u.password, &h.password_hash),
+                Ok(true)
+            );
+            assert_eq!(
+                h.nt_hash.as_deref(),
+                Some(radius_core::password::nt_hash_hex(&u.password).as_str())
+            );
+        }
+        assert_eq!(
+            with[2].nt_hash.as_deref(),
+            Some("8846f7eaee8fb117ad06bdd830b7586c")
+        );
+        let without = hash_all(&users, false, &|_| {});
+        assert!(without.iter().all(|h| h.nt_hash.is_none()));
     }
 }

@@ -56,6 +56,16 @@ pub struct Config {
     pub read_groups: bool,
     pub read_profiles: bool,
     pub default_profile: Option<String>,
+    /// Consecutive failed logins (module and API together) that lock a
+    /// user; 0 turns the lockout off. Same item and default as the module.
+    pub lockout_attempts: u32,
+    /// How long a lock lasts; zero means until an administrator unlocks.
+    pub lockout_period: Duration,
+    /// Keep the NT hash of every password set here (rlm_rust_user.nt_hash)
+    /// so MS-CHAP and PEAP-MSCHAPv2 work for these users. It is
+    /// password-equivalent for MS-CHAP; sites that want Argon2id only turn
+    /// it off and get NULL (never a stale hash of an older password).
+    pub store_nt_hash: bool,
 }
 
 impl Config {
@@ -74,6 +84,9 @@ impl Config {
             read_groups: true,
             read_profiles: true,
             default_profile: None,
+            lockout_attempts: 5,
+            lockout_period: Duration::from_secs(300),
+            store_nt_hash: true,
         }
     }
 }

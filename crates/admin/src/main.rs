@@ -20,6 +20,20 @@ struct Cli {
     /// PostgreSQL connection string (libpq key=value or postgresql:// URL).
     #[arg(long, env = "RLM_RUST_DSN", global = true, hide_env_values = true)]
     dsn: Option<String>,
+    /// Store the NT hash of every password set by serve, users import and
+    /// batch create, so MS-CHAP / PEAP-MSCHAPv2 work for those users. It is
+    /// password-equivalent over MS-CHAP (unsalted MD4); with false only
+    /// Argon2id is kept and those users can use PAP / TTLS-PAP only.
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_STORE_NT_HASH",
+        global = true,
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    store_nt_hash: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,6 +98,50 @@ struct ServeArgs {
     /// Bearer token for the SMS gateway.
     #[arg(long, env = "RADIUS_ADMIN_SMS_TOKEN", hide_env_values = true)]
     sms_token: Option<String>,
+    /// Process User-Profile / --default-profile groups when no
+    /// Fall-Through is set (the module's read_groups).
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_READ_GROUPS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    read_groups: bool,
+    /// Process the User-Profile and --default-profile groups (the module's
+    /// read_profiles).
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_READ_PROFILES",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "true|false",
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    read_profiles: bool,
+    /// Group applied to every user without a User-Profile (the module's
+    /// default_profile). Empty: none.
+    #[arg(long, env = "RADIUS_ADMIN_DEFAULT_PROFILE")]
+    default_profile: Option<String>,
+    /// Consecutive failed logins (RADIUS and API together) that lock a
+    /// user; 0 turns the lockout off. Keep it equal to the module's item.
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_LOCKOUT_ATTEMPTS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(0..=10_000),
+    )]
+    lockout_attempts: u32,
+    /// How long a lock lasts, seconds; 0 = until an administrator unlocks
+    /// (PATCH radiususers/<id>/ with "active": true). At most ten years.
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_LOCKOUT_PERIOD",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(0..=315_360_000),
+    )]
+    lockout_period: u64,
     /// Do not migrate the schema at start.
     #[arg(long)]
     no_migrate: bool,
@@ -173,8 +231,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     let dsn = cli
         .dsn
         .ok_or("no database: pass --dsn or set RLM_RUST_DSN")?;
+    let store_nt_hash = cli.store_nt_hash;
     match cli.command {
-        Command::Serve(a) => serve(dsn, a).await,
+        Command::Serve(a) => serve(dsn, store_nt_hash, a).await,
         Command::Migrate => {
             radius_core::schema::migrate(&dsn).await.map_err(fail)?;
             println!("schema up to date");
@@ -235,7 +294,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 groupname: group,
                 users,
             };
-            let (id, secs) = create_with_progress(&dsn, &spec).await?;
+            let (id, secs) = create_with_progress(&dsn, &spec, store_nt_hash).await?;
             let generated: Vec<_> = spec.users.iter().filter(|u| u.generated).collect();
             eprintln!(
                 "imported {} users as batch {id} in {secs:.1} s",
@@ -268,7 +327,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 groupname: group,
                 users,
             };
-            let (id, secs) = create_with_progress(&dsn, &spec).await?;
+            let (id, secs) = create_with_progress(&dsn, &spec, store_nt_hash).await?;
             eprintln!(
                 "created batch {id} ({}) with {} users in {secs:.2} s",
                 spec.name,
@@ -313,7 +372,11 @@ fn parse_exp(s: Option<String>) -> Result<Option<time::Date>, String> {
 
 /// Runs a batch with a progress bar over the password hashing (the long
 /// part); returns the batch id and the elapsed seconds.
-async fn create_with_progress(dsn: &str, spec: &batch::BatchSpec) -> Result<(i64, f64), String> {
+async fn create_with_progress(
+    dsn: &str,
+    spec: &batch::BatchSpec,
+    store_nt_hash: bool,
+) -> Result<(i64, f64), String> {
     let pool = radius_admin::db::pool(dsn, 2)?;
     let pb = indicatif::ProgressBar::new(spec.users.len() as u64);
     pb.set_style(
@@ -325,14 +388,33 @@ async fn create_with_progress(dsn: &str, spec: &batch::BatchSpec) -> Result<(i64
     );
     pb.set_message("hashing");
     let started = std::time::Instant::now();
-    let id = batch::create_batch(&pool, spec, &|n| pb.inc(n))
+    let id = batch::create_batch(&pool, spec, store_nt_hash, &|n| pb.inc(n))
         .await
         .map_err(api)?;
     pb.finish_and_clear();
     Ok((id, started.elapsed().as_secs_f64()))
 }
 
-async fn serve(dsn: String, a: ServeArgs) -> Result<(), String> {
+/// authorize/'s options and the login policy, the same items (and defaults)
+/// as the module's, so both front doors decide alike.
+fn apply_login_policy(cfg: &mut Config, store_nt_hash: bool, a: &ServeArgs) -> Result<(), String> {
+    let default_profile = a.default_profile.clone().filter(|p| !p.is_empty());
+    if let Some(p) = &default_profile {
+        radius_admin::groups::check_group_name("--default-profile", p).map_err(api)?;
+    }
+    cfg.read_groups = a.read_groups;
+    cfg.read_profiles = a.read_profiles;
+    cfg.default_profile = default_profile;
+    cfg.lockout_attempts = a.lockout_attempts;
+    cfg.lockout_period = Duration::from_secs(a.lockout_period);
+    cfg.store_nt_hash = store_nt_hash;
+    Ok(())
+}
+
+async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), String> {
+    let mut cfg = Config::new(&dsn);
+    // Before migrating or listening: a bad value must not start a server.
+    apply_login_policy(&mut cfg, store_nt_hash, &a)?;
     if !a.no_migrate {
         radius_core::schema::migrate(&dsn).await.map_err(fail)?;
     }
@@ -345,7 +427,6 @@ async fn serve(dsn: String, a: ServeArgs) -> Result<(), String> {
             t
         }
     };
-    let mut cfg = Config::new(&dsn);
     cfg.bootstrap_token = Some(token);
     cfg.authorize_reject = a.authorize_reject;
     cfg.store_rejected_password = a.store_rejected_password;
@@ -377,4 +458,93 @@ async fn serve(dsn: String, a: ServeArgs) -> Result<(), String> {
     radius_admin::serve(state, listener, shutdown)
         .await
         .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_config(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve: {args:?}");
+        };
+        let mut cfg = Config::new("host=x");
+        apply_login_policy(&mut cfg, cli.store_nt_hash, &a)?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn login_policy_defaults_match_the_module() {
+        let c = serve_config(&["radius-admin", "serve"]).unwrap();
+        assert!(c.read_groups && c.read_profiles && c.store_nt_hash);
+        assert_eq!(c.default_profile, None);
+        assert_eq!(c.lockout_attempts, 5);
+        assert_eq!(c.lockout_period, Duration::from_secs(300));
+        // The library's defaults are the same (tests build Config::new).
+        let lib = Config::new("host=x");
+        assert_eq!(
+            (lib.lockout_attempts, lib.lockout_period, lib.store_nt_hash),
+            (5, Duration::from_secs(300), true)
+        );
+    }
+
+    #[test]
+    fn login_policy_flags_are_read_and_checked() {
+        let c = serve_config(&[
+            "radius-admin",
+            "serve",
+            "--read-groups",
+            "false",
+            "--read-profiles",
+            "no",
+            "--default-profile",
+            "guests",
+            "--lockout-attempts",
+            "0",
+            "--lockout-period",
+            "0",
+            "--store-nt-hash",
+            "false",
+        ])
+        .unwrap();
+        assert!(!c.read_groups && !c.read_profiles && !c.store_nt_hash);
+        assert_eq!(c.default_profile.as_deref(), Some("guests"));
+        assert_eq!(c.lockout_attempts, 0);
+        assert_eq!(c.lockout_period, Duration::ZERO);
+        // Global: before the subcommand too, and for the batch commands.
+        let c = serve_config(&["radius-admin", "--store-nt-hash", "false", "serve"]).unwrap();
+        assert!(!c.store_nt_hash);
+        let cli = Cli::try_parse_from([
+            "radius-admin",
+            "batch",
+            "create",
+            "--prefix",
+            "g",
+            "--count",
+            "1",
+            "--store-nt-hash",
+            "false",
+        ])
+        .unwrap();
+        assert!(!cli.store_nt_hash);
+        // An empty default profile is none.
+        let c = serve_config(&["radius-admin", "serve", "--default-profile", ""]).unwrap();
+        assert_eq!(c.default_profile, None);
+        for (args, what) in [
+            (&["--lockout-attempts=-1"][..], "--lockout-attempts"),
+            (&["--lockout-attempts", "10001"], "--lockout-attempts"),
+            (&["--lockout-period", "315360001"], "--lockout-period"),
+            (&["--store-nt-hash", "maybe"], "--store-nt-hash"),
+            (&["--read-groups", "sometimes"], "--read-groups"),
+            (&["--default-profile", "a/b"], "--default-profile"),
+        ] {
+            let mut all = vec!["radius-admin", "serve"];
+            all.extend_from_slice(args);
+            let e = serve_config(&all)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} accepted"));
+            assert!(e.contains(what), "{args:?}: {e}");
+        }
+    }
 }

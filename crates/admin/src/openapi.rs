@@ -107,7 +107,11 @@ fn user_filters() -> Vec<Value> {
             v.push(q(&name, &desc, "string"));
         }
     }
-    v.push(q("active", "active, exact", "boolean"));
+    v.push(q(
+        "active",
+        "active as shown (false includes users locked after failed logins)",
+        "boolean",
+    ));
     v.push(q(
         "token_type",
         "ftk, ftm, ftc, email, sms or dual",
@@ -129,9 +133,9 @@ pub fn document() -> Value {
         "email": { "type": "string", "format": "email", "nullable": true },
         "first_name": s("string"),
         "last_name": s("string"),
-        "active": s("boolean"),
+        "active": { "type": "boolean", "description": "false while the user is locked after failed logins (reason 2); PATCH true unlocks (deletes the lockout and its failures count)" },
         "reason": { "type": "integer", "minimum": 0, "maximum": 8, "nullable": true,
-                    "description": "0 manually disabled, 1 account inactivity, 2 too many failed attempts, 3 account expiry, 4 password expiry, 5 FTM activation expiry, 6 revoked token, 7 usage limit exceeded, 8 pending administrator approval" },
+                    "description": "0 manually disabled, 1 account inactivity, 2 too many failed attempts (shown while locked), 3 account expiry, 4 password expiry, 5 FTM activation expiry, 6 revoked token, 7 usage limit exceeded, 8 pending administrator approval" },
         "mobile_number": { "type": "string", "maxLength": 25, "nullable": true, "description": "+<country_code>-<number>" },
         "token_auth": { "type": "boolean", "description": "true requires token_type" },
         "token_type": { "type": "string", "enum": ["ftk", "ftm", "ftc", "email", "sms", "dual"], "nullable": true },
@@ -139,9 +143,12 @@ pub fn document() -> Value {
         "ftm_act_method": { "type": "string", "enum": ["email", "sms"], "nullable": true },
         "fido": s("boolean"),
         "expiration": { "type": "string", "nullable": true, "description": "RFC 3339; on input also a date YYYY-MM-DD (valid through that day, UTC)" },
-        "password": { "type": "string", "writeOnly": true, "minLength": 8 },
+        "password": { "type": "string", "writeOnly": true, "minLength": 8, "description": "stored as Argon2id, plus its NT hash unless the server runs with --store-nt-hash false (then any older NT hash is cleared)" },
         "batch": { "type": "integer", "nullable": true, "readOnly": true },
         "has_password": { "type": "boolean", "readOnly": true },
+        "has_nt_hash": { "type": "boolean", "readOnly": true, "description": "an NT hash is stored (MS-CHAP / PEAP-MSCHAPv2 possible); false with --store-nt-hash false or for a password set before it was stored" },
+        "locked_until": { "type": "string", "format": "date-time", "nullable": true, "readOnly": true, "description": "end of the current lock; null when not locked, and also when locked until an administrator unlocks (then reason is 2)" },
+        "failed_logins": { "type": "integer", "minimum": 0, "readOnly": true, "description": "consecutive failed logins counted by the module and authorize/ / token/" },
         "created_at": { "type": "string", "format": "date-time", "readOnly": true },
         "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
     });
@@ -302,13 +309,13 @@ pub fn document() -> Value {
             "/api/v1/radiususers/{id}/": {
                 "get": { "summary": "One RADIUS user", "parameters": [p("id", "integer")],
                     "responses": errors(json!({ "200": ok("User", Some(r("RadiusUser"))), "404": err("No such user") })) },
-                "patch": { "summary": "Update fields", "parameters": [p("id", "integer")], "requestBody": body_ref("RadiusUser"),
+                "patch": { "summary": "Update fields; \"active\": true also unlocks a locked user", "parameters": [p("id", "integer")], "requestBody": body_ref("RadiusUser"),
                     "responses": errors(json!({ "200": ok("User", Some(r("RadiusUser"))), "404": err("No such user") })) },
                 "delete": { "summary": "Delete the user and its group memberships", "parameters": [p("id", "integer")],
                     "responses": errors(json!({ "204": { "description": "Deleted" }, "404": err("No such user") })) }
             },
             "/api/v1/radiususers/{id}/password/": { "post": {
-                "summary": "Set the password, or reset it to a generated one (empty body)", "parameters": [p("id", "integer")],
+                "summary": "Set the password, or reset it to a generated one (empty body); the NT hash follows --store-nt-hash", "parameters": [p("id", "integer")],
                 "requestBody": { "required": false, "content": { "application/json": { "schema": obj(json!({ "password": s("string") }), &[]) } } },
                 "responses": errors(json!({ "200": ok("Done; `password` holds a generated one", Some(obj(json!({ "detail": s("string"), "password": s("string") }), &[]))), "404": err("No such user") }))
             }},

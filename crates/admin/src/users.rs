@@ -1,6 +1,8 @@
 //! `/radiususers/` (the FortiAuthenticator resource) on the `rlm_rust_user`
 //! profile the module enforces, plus password set/reset, the user login
-//! (`token/`) and `sendoobtoken`.
+//! (`token/`) and `sendoobtoken`. A user locked after failed logins
+//! (rlm_rust_lockout) reads as inactive with reason 2; the lock is never
+//! copied into rlm_rust_user.
 
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -17,14 +19,32 @@ use crate::SharedState;
 pub const TOKEN_TYPES: [&str; 6] = ["ftk", "ftm", "ftc", "email", "sms", "dual"];
 pub const FTM_METHODS: [&str; 2] = ["email", "sms"];
 
+/// A lock in force: a row in rlm_rust_lockout whose locked_until is still
+/// ahead ('infinity' until an administrator unlocks). An expired lock is
+/// no lock, whatever the failures count says.
+const LOCKED: &str = "COALESCE(l.locked_until > now(), false)";
+
+/// The users with their lockout rows; every query that shows or filters
+/// `active` reads through this join so the lock is never out of view.
+const USER_FROM: &str = "rlm_rust_user u LEFT JOIN rlm_rust_lockout l ON l.username = u.username";
+
+/// Columns 0..=20 are what the API shows (active and reason as in force:
+/// a locked user is inactive with reason 2, "too many failed attempts");
+/// 21 and 22 are the stored active and reason, which PATCH merges into so
+/// that a lock is never written back as a manual disable.
 fn user_cols() -> String {
     format!(
-        "id, username, server_name, server_address, email, first_name, last_name, active, \
-         reason, mobile_number, token_auth, token_type, token_serial, ftm_act_method, fido, \
-         EXTRACT(EPOCH FROM expiration)::float8, {}, batch_id, password_hash IS NOT NULL, {}, {}",
-        ts("expiration"),
-        ts("created_at"),
-        ts("updated_at")
+        "u.id, u.username, u.server_name, u.server_address, u.email, u.first_name, u.last_name, \
+         u.active AND NOT {LOCKED}, CASE WHEN {LOCKED} THEN 2::smallint ELSE u.reason END, \
+         u.mobile_number, u.token_auth, u.token_type, u.token_serial, u.ftm_act_method, u.fido, \
+         EXTRACT(EPOCH FROM u.expiration)::float8, {}, u.batch_id, u.password_hash IS NOT NULL, \
+         {}, {}, u.active, u.reason, \
+         CASE WHEN {LOCKED} AND isfinite(l.locked_until) THEN {} END, COALESCE(l.failures, 0), \
+         u.nt_hash IS NOT NULL",
+        ts("u.expiration"),
+        ts("u.created_at"),
+        ts("u.updated_at"),
+        ts("l.locked_until"),
     )
 }
 
@@ -56,8 +76,8 @@ fn row_fields(r: &tokio_postgres::Row) -> Fields {
         email: r.get(4),
         first_name: r.get(5),
         last_name: r.get(6),
-        active: r.get(7),
-        reason: r.get(8),
+        active: r.get(21),
+        reason: r.get(22),
         mobile_number: r.get(9),
         token_auth: r.get(10),
         token_type: r.get(11),
@@ -88,6 +108,12 @@ fn row_json(r: &tokio_postgres::Row) -> Value {
         "expiration": r.get::<_, Option<String>>(16),
         "batch": r.get::<_, Option<i64>>(17),
         "has_password": r.get::<_, bool>(18),
+        "has_nt_hash": r.get::<_, bool>(25),
+        // Null both when not locked and when locked until an administrator
+        // unlocks ('infinity', which RFC 3339 cannot write); reason 2
+        // tells the two apart.
+        "locked_until": r.get::<_, Option<String>>(23),
+        "failed_logins": r.get::<_, i32>(24),
         "created_at": r.get::<_, String>(19),
         "updated_at": r.get::<_, String>(20),
     })
@@ -326,6 +352,14 @@ pub async fn hash_password_blocking(pw: String) -> ApiResult<String> {
         .map_err(|e| ApiError::Unavailable(format!("hashing task: {e}")))
 }
 
+/// The NT hash to store with a new password: None when the site keeps
+/// Argon2id only, so a password change also clears any older NT hash.
+pub fn nt_hash_for(st: &SharedState, password: &str) -> Option<String> {
+    st.cfg
+        .store_nt_hash
+        .then(|| radius_core::password::nt_hash_hex(password))
+}
+
 fn parse_id(s: &str) -> ApiResult<i64> {
     s.parse::<i64>()
         .ok()
@@ -337,7 +371,7 @@ async fn fetch(st: &SharedState, id: i64) -> ApiResult<tokio_postgres::Row> {
     let client = st.db.get().await?;
     client
         .query_opt(
-            &format!("SELECT {} FROM rlm_rust_user WHERE id = $1", user_cols()),
+            &format!("SELECT {} FROM {USER_FROM} WHERE u.id = $1", user_cols()),
             &[&id],
         )
         .await?
@@ -352,19 +386,23 @@ pub async fn create(State(st): State<SharedState>, mut input: Input) -> ApiResul
         ..Default::default()
     };
     let password = apply(&mut input, &mut f, true)?;
+    let nt_hash = password.as_deref().and_then(|p| nt_hash_for(&st, p));
     let hash = match password {
         Some(p) => Some(hash_password_blocking(p).await?),
         None => None,
     };
     let client = st.db.get().await?;
+    // Through a CTE so the answer shows a lock already held under this
+    // name (a stock-table user locked before getting a profile).
     let row = client
         .query_one(
             &format!(
-                "INSERT INTO rlm_rust_user (username, server_name, server_address, email, \
-                 first_name, last_name, active, reason, mobile_number, token_auth, token_type, \
-                 token_serial, ftm_act_method, fido, expiration, password_hash) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, to_timestamp($15), $16) \
-                 RETURNING {}",
+                "WITH u AS (INSERT INTO rlm_rust_user (username, server_name, server_address, \
+                 email, first_name, last_name, active, reason, mobile_number, token_auth, \
+                 token_type, token_serial, ftm_act_method, fido, expiration, password_hash, \
+                 nt_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 to_timestamp($15), $16, $17) RETURNING *) \
+                 SELECT {} FROM u LEFT JOIN rlm_rust_lockout l ON l.username = u.username",
                 user_cols()
             ),
             &[
@@ -384,6 +422,7 @@ pub async fn create(State(st): State<SharedState>, mut input: Input) -> ApiResul
                 &f.fido,
                 &f.expiration,
                 &hash,
+                &nt_hash,
             ],
         )
         .await?;
@@ -405,20 +444,38 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let id = parse_id(&id)?;
     let mut f = row_fields(&fetch(&st, id).await?);
+    // Only an explicit `"active": true` is the administrator's unlock (not
+    // a null, not a PATCH of other fields); read before apply() consumes it.
+    let unlock = input.clone().bool_opt("active").ok().flatten() == Some(true);
     let password = apply(&mut input, &mut f, false)?;
+    let nt_hash = password.as_deref().and_then(|p| nt_hash_for(&st, p));
     let hash = match password {
         Some(p) => Some(hash_password_blocking(p).await?),
         None => None,
     };
-    let client = st.db.get().await?;
-    let row = client
+    let mut client = st.db.get().await?;
+    let tx = client.transaction().await?;
+    if unlock {
+        // Also forgets the failures count: the administrator vouched for
+        // the account. The table's trigger tells the module's caches.
+        tx.execute(
+            "DELETE FROM rlm_rust_lockout WHERE username = $1",
+            &[&f.username],
+        )
+        .await?;
+    }
+    // nt_hash follows password_hash: replaced (or cleared) with a new
+    // password, untouched otherwise.
+    let row = tx
         .query_opt(
             &format!(
-                "UPDATE rlm_rust_user SET email = $2, first_name = $3, last_name = $4, \
-                 active = $5, reason = $6, mobile_number = $7, token_auth = $8, token_type = $9, \
-                 token_serial = $10, ftm_act_method = $11, fido = $12, \
+                "WITH u AS (UPDATE rlm_rust_user SET email = $2, first_name = $3, \
+                 last_name = $4, active = $5, reason = $6, mobile_number = $7, token_auth = $8, \
+                 token_type = $9, token_serial = $10, ftm_act_method = $11, fido = $12, \
                  expiration = to_timestamp($13), password_hash = COALESCE($14, password_hash), \
-                 updated_at = now() WHERE id = $1 RETURNING {}",
+                 nt_hash = CASE WHEN $14::text IS NULL THEN nt_hash ELSE $15::text END, \
+                 updated_at = now() WHERE id = $1 RETURNING *) \
+                 SELECT {} FROM u LEFT JOIN rlm_rust_lockout l ON l.username = u.username",
                 user_cols()
             ),
             &[
@@ -436,10 +493,12 @@ pub async fn update(
                 &f.fido,
                 &f.expiration,
                 &hash,
+                &nt_hash,
             ],
         )
         .await?
         .ok_or_else(|| ApiError::NotFound("user".into()))?;
+    tx.commit().await?;
     Ok(Json(row_json(&row)))
 }
 
@@ -477,13 +536,13 @@ fn lookups(field: &str) -> Option<(&'static str, &'static [&'static str])> {
     const TEXT5: &[&str] = &["exact", "iexact", "contains", "icontains", "in"];
     const TEXT4: &[&str] = &["exact", "iexact", "contains", "icontains"];
     Some(match field {
-        "username" => ("username", TEXT5),
-        "email" => ("email", TEXT5),
-        "active" => ("active", &["exact"]),
-        "server_name" => ("server_name", TEXT4),
-        "server_address" => ("server_address", TEXT4),
-        "token_type" => ("token_type", &["exact"]),
-        "token_serial" => ("token_serial", &["exact", "iexact"]),
+        "username" => ("u.username", TEXT5),
+        "email" => ("u.email", TEXT5),
+        "active" => ("u.active", &["exact"]),
+        "server_name" => ("u.server_name", TEXT4),
+        "server_address" => ("u.server_address", TEXT4),
+        "token_type" => ("u.token_type", &["exact"]),
+        "token_serial" => ("u.token_serial", &["exact", "iexact"]),
         _ => return None,
     })
 }
@@ -506,7 +565,8 @@ fn filter_sql(param: &str, value: String, params: &mut Params) -> ApiResult<Stri
         let b = parse_bool(&value)
             .ok_or_else(|| ApiError::invalid(param, "must be a boolean (true or false)"))?;
         params.push(Box::new(b));
-        return Ok(format!("active = ${}", params.len()));
+        // The active the answer shows: ?active=false lists locked users.
+        return Ok(format!("(u.active AND NOT {LOCKED}) = ${}", params.len()));
     }
     if field == "token_type" && !TOKEN_TYPES.contains(&value.as_str()) {
         return Err(ApiError::invalid(
@@ -565,7 +625,7 @@ pub async fn list(
     let refs = param_refs(&params);
     let total: i64 = client
         .query_one(
-            &format!("SELECT count(*) FROM rlm_rust_user {where_sql}"),
+            &format!("SELECT count(*) FROM {USER_FROM} {where_sql}"),
             &refs,
         )
         .await?
@@ -573,7 +633,7 @@ pub async fn list(
     let rows = client
         .query(
             &format!(
-                "SELECT {} FROM rlm_rust_user {where_sql} ORDER BY id LIMIT {limit} OFFSET {offset}",
+                "SELECT {} FROM {USER_FROM} {where_sql} ORDER BY u.id LIMIT {limit} OFFSET {offset}",
                 user_cols()
             ),
             &refs,
@@ -620,12 +680,14 @@ pub async fn set_password(
     }
     let generated = given.is_none();
     let password = given.unwrap_or_else(crate::batch::generate_password);
+    let nt_hash = nt_hash_for(&st, &password);
     let hash = hash_password_blocking(password.clone()).await?;
     let client = st.db.get().await?;
     let n = client
         .execute(
-            "UPDATE rlm_rust_user SET password_hash = $2, updated_at = now() WHERE id = $1",
-            &[&id, &hash],
+            "UPDATE rlm_rust_user SET password_hash = $2, nt_hash = $3, updated_at = now() \
+             WHERE id = $1",
+            &[&id, &hash, &nt_hash],
         )
         .await?;
     if n == 0 {

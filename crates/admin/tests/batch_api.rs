@@ -477,3 +477,89 @@ async fn bench_prefix_batch_10000() {
     println!("BENCH prefix batch of 10000 users over HTTP: {secs:.2} s");
     ctx.finish().await;
 }
+
+/// username -> nt_hash of every user in the database.
+async fn nt_hashes(ctx: &common::Ctx) -> std::collections::HashMap<String, Option<String>> {
+    ctx.db
+        .query("SELECT username, nt_hash FROM rlm_rust_user", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Creates one csv batch (a chosen "password" and a generated one) and one
+/// prefix batch; returns every generated (username, password).
+async fn csv_and_prefix_batches(ctx: &common::Ctx) -> Vec<(String, String)> {
+    let csv = "ulla,password,,,\nvera,,,,\n";
+    let r = ctx
+        .send(
+            ctx.req(Method::POST, B)
+                .multipart(csv_form("nt-csv", csv, None)),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let mut generated = vec![(
+        "vera".to_string(),
+        r.json()["users"][1]["password"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )];
+    let r = ctx
+        .post_json(
+            B,
+            json!({ "name": "nt-prefix", "strategy": "prefix", "prefix": "nt", "number_of_users": 3 }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    for u in r.json()["users"].as_array().unwrap() {
+        generated.push((
+            u["username"].as_str().unwrap().to_string(),
+            u["password"].as_str().unwrap().to_string(),
+        ));
+    }
+    generated
+}
+
+#[tokio::test]
+async fn batch_users_get_the_nt_hash_of_their_password() {
+    let Some(ctx) = setup().await else { return };
+    let generated = csv_and_prefix_batches(&ctx).await;
+    let stored = nt_hashes(&ctx).await;
+    assert_eq!(stored.len(), 5);
+    // The published NT hash of "password": an independent check.
+    assert_eq!(
+        stored["ulla"].as_deref(),
+        Some("8846f7eaee8fb117ad06bdd830b7586c")
+    );
+    for (u, p) in &generated {
+        assert_eq!(
+            stored[u],
+            Some(radius_core::password::nt_hash_hex(p)),
+            "{u}"
+        );
+    }
+    // Different passwords, different hashes: none was mixed up with another
+    // user's in the parallel hashing.
+    let distinct: std::collections::HashSet<_> = stored.values().collect();
+    assert_eq!(distinct.len(), 5);
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn batch_users_get_no_nt_hash_when_the_site_turned_it_off() {
+    let Some(ctx) = setup_with(|c| c.store_nt_hash = false).await else {
+        return;
+    };
+    let generated = csv_and_prefix_batches(&ctx).await;
+    let stored = nt_hashes(&ctx).await;
+    assert_eq!(stored.len(), 5);
+    assert!(stored.values().all(Option::is_none), "{stored:?}");
+    // Argon2id alone still logs them in (PAP).
+    let (u, p) = &generated[1];
+    assert_eq!(ctx.authorize(u, p).await.status, 200);
+    assert_eq!(ctx.authorize("ulla", "password").await.status, 200);
+    ctx.finish().await;
+}

@@ -753,3 +753,271 @@ async fn sendoobtoken_reports_delivery_failures() {
     assert_eq!(ctx.count("SELECT count(*) FROM rlm_rust_oob_code").await, 0);
     ctx.finish().await;
 }
+
+/// The NT hash of "password", as published with every MS-CHAP guide:
+/// an independent check of what radius-admin stores.
+const NT_OF_PASSWORD: &str = "8846f7eaee8fb117ad06bdd830b7586c";
+
+async fn nt_hash_of(ctx: &common::Ctx, username: &str) -> Option<String> {
+    ctx.db
+        .query_one(
+            "SELECT nt_hash FROM rlm_rust_user WHERE username = $1",
+            &[&username],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn nt_hash_follows_every_password_change() {
+    let Some(ctx) = setup().await else { return };
+    let r = ctx
+        .post_json(U, with(base("nina"), json!({ "password": "password" })))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["has_nt_hash"], true);
+    let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(
+        nt_hash_of(&ctx, "nina").await.as_deref(),
+        Some(NT_OF_PASSWORD)
+    );
+    // A user without a password has no NT hash either.
+    ctx.user("olga", json!({})).await;
+    assert_eq!(nt_hash_of(&ctx, "olga").await, None);
+    // PATCH without a password leaves it; with one replaces it.
+    let r = ctx
+        .patch_json(&format!("{U}{id}/"), json!({ "first_name": "Nina" }))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        nt_hash_of(&ctx, "nina").await.as_deref(),
+        Some(NT_OF_PASSWORD)
+    );
+    let r = ctx
+        .patch_json(
+            &format!("{U}{id}/"),
+            json!({ "password": "nina-password-2" }),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let want = radius_core::password::nt_hash_hex("nina-password-2");
+    assert_ne!(want, NT_OF_PASSWORD);
+    assert_eq!(nt_hash_of(&ctx, "nina").await, Some(want));
+    // The password endpoint: set, then reset to a generated one.
+    let p = format!("{U}{id}/password/");
+    assert_eq!(
+        ctx.post_json(&p, json!({ "password": "password" }))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        nt_hash_of(&ctx, "nina").await.as_deref(),
+        Some(NT_OF_PASSWORD)
+    );
+    let r = ctx.post_json(&p, json!({})).await;
+    let generated = r.json()["password"].as_str().unwrap().to_string();
+    assert_eq!(
+        nt_hash_of(&ctx, "nina").await,
+        Some(radius_core::password::nt_hash_hex(&generated))
+    );
+    assert_eq!(ctx.authorize("nina", &generated).await.status, 200);
+    ctx.finish().await;
+}
+
+/// An NT hash of some earlier password, as a site that stored them before
+/// turning the option off would have.
+async fn set_stale_nt_hash(ctx: &common::Ctx, username: &str) {
+    ctx.db
+        .execute(
+            "UPDATE rlm_rust_user SET nt_hash = $1 WHERE username = $2",
+            &[&NT_OF_PASSWORD, &username],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn store_nt_hash_off_keeps_none_and_clears_an_old_one() {
+    let Some(ctx) = common::setup_with(|c| c.store_nt_hash = false).await else {
+        return;
+    };
+    let r = ctx
+        .post_json(U, with(base("paul"), json!({ "password": "password" })))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    assert_eq!(r.json()["has_nt_hash"], false);
+    let id = r.json()["id"].as_i64().unwrap();
+    assert_eq!(nt_hash_of(&ctx, "paul").await, None);
+    assert_eq!(ctx.authorize("paul", "password").await.status, 200);
+    // A hash left from when the site stored them (or from the module)
+    // survives edits that set no password...
+    set_stale_nt_hash(&ctx, "paul").await;
+    let r = ctx
+        .patch_json(&format!("{U}{id}/"), json!({ "last_name": "P" }))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["has_nt_hash"], true);
+    // ...and goes with every password change: PATCH, set, reset.
+    let r = ctx
+        .patch_json(
+            &format!("{U}{id}/"),
+            json!({ "password": "paul-password-2" }),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["has_nt_hash"], false);
+    assert_eq!(nt_hash_of(&ctx, "paul").await, None);
+    let p = format!("{U}{id}/password/");
+    for body in [json!({ "password": "paul-password-3" }), json!({})] {
+        set_stale_nt_hash(&ctx, "paul").await;
+        assert_eq!(ctx.post_json(&p, body.clone()).await.status, 200);
+        assert_eq!(nt_hash_of(&ctx, "paul").await, None, "{body}");
+    }
+    ctx.finish().await;
+}
+
+async fn lock(ctx: &common::Ctx, username: &str, failures: i32, until: &str) {
+    ctx.db
+        .execute(
+            &format!(
+                "INSERT INTO rlm_rust_lockout (username, failures, last_failure, locked_until) \
+                 VALUES ($1, $2, now(), {until}) ON CONFLICT (username) DO UPDATE \
+                 SET failures = EXCLUDED.failures, locked_until = EXCLUDED.locked_until"
+            ),
+            &[&username, &failures],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn lockout_is_shown_filtered_and_lifted() {
+    let Some(ctx) = setup().await else { return };
+    let id = ctx
+        .user("rosa", json!({ "password": "rosa-password" }))
+        .await;
+    ctx.user("sven", json!({})).await;
+    let url = format!("{U}{id}/");
+    let r = ctx.get(&url).await.json();
+    assert_eq!(
+        (
+            &r["active"],
+            &r["reason"],
+            &r["failed_logins"],
+            &r["locked_until"]
+        ),
+        (&json!(true), &json!(0), &json!(0), &Value::Null)
+    );
+    // A failures count below the limit is no lock.
+    lock(&ctx, "rosa", 3, "NULL").await;
+    let r = ctx.get(&url).await.json();
+    assert_eq!(r["active"], true);
+    assert_eq!(r["failed_logins"], 3);
+    // Locked for an hour.
+    lock(&ctx, "rosa", 5, "now() + interval '1 hour'").await;
+    let r = ctx.get(&url).await.json();
+    assert_eq!(r["active"], false, "{r}");
+    assert_eq!(r["reason"], 2);
+    assert_eq!(r["failed_logins"], 5);
+    let until = r["locked_until"]
+        .as_str()
+        .expect("locked_until")
+        .to_string();
+    let until = time::OffsetDateTime::parse(&until, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{until}: {e}"));
+    let ahead = until - time::OffsetDateTime::now_utc();
+    assert!(
+        ahead > time::Duration::minutes(55) && ahead <= time::Duration::minutes(61),
+        "{ahead}"
+    );
+    // The list and its active filter say the same.
+    let l = ctx.get(&format!("{U}?active=false")).await.json();
+    assert_eq!(l["meta"]["total_count"], 1, "{l}");
+    assert_eq!(l["objects"][0]["username"], "rosa");
+    assert_eq!(l["objects"][0]["reason"], 2);
+    let l = ctx.get(&format!("{U}?active=true")).await.json();
+    assert_eq!(l["meta"]["total_count"], 1, "{l}");
+    assert_eq!(l["objects"][0]["username"], "sven");
+    let l = ctx.get(&format!("{U}?username=rosa")).await.json();
+    assert_eq!(l["objects"][0]["active"], false);
+    // Editing other fields keeps the lock and does not turn it into a
+    // manual disable.
+    let r = ctx
+        .patch_json(&url, json!({ "first_name": "Rosa" }))
+        .await
+        .json();
+    assert_eq!((&r["active"], &r["reason"]), (&json!(false), &json!(2)));
+    let stored: bool = ctx
+        .db
+        .query_one("SELECT active FROM rlm_rust_user WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored);
+    assert_eq!(ctx.count("SELECT count(*) FROM rlm_rust_lockout").await, 1);
+    // Until an administrator unlocks: no end time, still reason 2.
+    lock(&ctx, "rosa", 7, "'infinity'").await;
+    let r = ctx.get(&url).await.json();
+    assert_eq!(
+        (
+            &r["active"],
+            &r["reason"],
+            &r["failed_logins"],
+            &r["locked_until"]
+        ),
+        (&json!(false), &json!(2), &json!(7), &Value::Null)
+    );
+    // The administrator's unlock: PATCH active true deletes the row.
+    let r = ctx.patch_json(&url, json!({ "active": true })).await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let r = r.json();
+    assert_eq!(
+        (&r["active"], &r["reason"], &r["failed_logins"]),
+        (&json!(true), &json!(0), &json!(0))
+    );
+    assert_eq!(ctx.count("SELECT count(*) FROM rlm_rust_lockout").await, 0);
+    // An expired lock is no lock.
+    lock(&ctx, "rosa", 5, "now() - interval '1 minute'").await;
+    let r = ctx.get(&url).await.json();
+    assert_eq!(
+        (&r["active"], &r["reason"], &r["locked_until"]),
+        (&json!(true), &json!(0), &Value::Null)
+    );
+    assert_eq!(r["failed_logins"], 5);
+    assert_eq!(
+        ctx.get(&format!("{U}?active=false")).await.json()["meta"]["total_count"],
+        0
+    );
+    // A manual disable of a locked user: stored as such, reason 2 shown
+    // while the lock lasts, the manual reason after it is lifted.
+    lock(&ctx, "rosa", 5, "'infinity'").await;
+    let r = ctx
+        .patch_json(&url, json!({ "active": false }))
+        .await
+        .json();
+    assert_eq!((&r["active"], &r["reason"]), (&json!(false), &json!(2)));
+    ctx.db
+        .execute("DELETE FROM rlm_rust_lockout", &[])
+        .await
+        .unwrap();
+    let r = ctx.get(&url).await.json();
+    assert_eq!((&r["active"], &r["reason"]), (&json!(false), &json!(0)));
+    ctx.finish().await;
+}
+
+#[tokio::test]
+async fn a_lock_held_before_the_profile_shows_on_create() {
+    let Some(ctx) = setup().await else { return };
+    // A stock-table user locked by the module, then given a profile.
+    lock(&ctx, "tara", 5, "'infinity'").await;
+    let r = ctx.post_json(U, base("tara")).await;
+    assert_eq!(r.status, 201, "{}", r.json());
+    let r = r.json();
+    assert_eq!(
+        (&r["active"], &r["reason"], &r["failed_logins"]),
+        (&json!(false), &json!(2), &json!(5))
+    );
+    ctx.finish().await;
+}
