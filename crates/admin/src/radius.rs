@@ -205,6 +205,9 @@ fn acct_record(status: AcctStatus, input: &mut Input) -> ApiResult<AcctRecord> {
     let ci_stop = text(input, "connection_info_stop")?;
     let _ = input.int_opt("interval")?;
     let _ = input.str_opt("groupname")?;
+    // Made storable here and not only by the store's statements, as the
+    // group commit does: Accounting-On/Off's terminate cause is sent as it
+    // is, and a record is matched with its row by the unique id as stored.
     Ok(AcctRecord {
         session_id,
         unique_id,
@@ -233,7 +236,8 @@ fn acct_record(status: AcctStatus, input: &mut Input) -> ApiResult<AcctRecord> {
         framed_protocol: text(input, "framed_protocol")?,
         framed_ip_address: ip_field(input, "framed_ip_address", false)?,
         ..Default::default()
-    })
+    }
+    .into_storable())
 }
 
 pub async fn post_accounting(

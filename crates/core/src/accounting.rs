@@ -2,6 +2,10 @@
 //! FreeRADIUS 3.2's PostgreSQL queries: per status type a list of statements
 //! tried in order until one changes a row (rlm_sql's `acct_redundant`).
 
+use std::borrow::Cow;
+
+use crate::postauth::{is_storable, make_storable};
+
 /// Acct-Status-Type values that write to radacct.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcctStatus {
@@ -70,6 +74,131 @@ impl AcctRecord {
 
     pub fn output_total(&self) -> i64 {
         ((self.output_gigawords as i64) << 32) + self.output_octets as i64
+    }
+
+    /// This record with every text field made storable by
+    /// [`crate::postauth::storable_text`] (NUL escaped as `\000`, long values
+    /// cut); borrowed when nothing needed it. The writers apply it to every
+    /// record before they key anything on `unique_id`, so no caller can
+    /// forget it and a record is matched with the row it wrote.
+    pub fn storable(&self) -> Cow<'_, AcctRecord> {
+        if self.text_fields().into_iter().all(|s| is_storable(s)) {
+            return Cow::Borrowed(self);
+        }
+        Cow::Owned(self.clone().into_storable())
+    }
+
+    /// [`AcctRecord::storable`] for a record the caller owns.
+    pub fn into_storable(mut self) -> AcctRecord {
+        for s in self.text_fields_mut() {
+            make_storable(s);
+        }
+        self
+    }
+
+    /// Every text field. Destructured without `..`, so that a field added
+    /// to the record cannot be left out here.
+    fn text_fields(&self) -> [&String; 19] {
+        let AcctRecord {
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            event_time: _,
+            session_time: _,
+            authentic,
+            connect_info,
+            input_octets: _,
+            input_gigawords: _,
+            output_octets: _,
+            output_gigawords: _,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        } = self;
+        [
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            authentic,
+            connect_info,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        ]
+    }
+
+    /// [`AcctRecord::text_fields`], to change them.
+    fn text_fields_mut(&mut self) -> [&mut String; 19] {
+        let AcctRecord {
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            event_time: _,
+            session_time: _,
+            authentic,
+            connect_info,
+            input_octets: _,
+            input_gigawords: _,
+            output_octets: _,
+            output_gigawords: _,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        } = self;
+        [
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            authentic,
+            connect_info,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        ]
     }
 }
 
@@ -243,6 +372,35 @@ mod tests {
         };
         assert_eq!(r.input_total(), (2i64 << 32) + 5);
         assert_eq!(r.output_total(), (1i64 << 32) + u32::MAX as i64);
+    }
+
+    #[test]
+    fn every_text_field_is_made_storable() {
+        let clean = AcctRecord {
+            session_id: "s1".into(),
+            unique_id: "u1".into(),
+            username: "DOMAIN\\alice".into(),
+            nas_ip: "192.0.2.1".into(),
+            input_octets: 7,
+            ..Default::default()
+        };
+        assert!(matches!(clean.storable(), Cow::Borrowed(_)));
+        let mut hostile = clean.clone();
+        for (k, s) in hostile.text_fields_mut().into_iter().enumerate() {
+            *s = format!("f{k}\0");
+        }
+        let r = hostile.storable().into_owned();
+        for (k, s) in r.text_fields().into_iter().enumerate() {
+            assert_eq!(*s, format!("f{k}\\000"), "text field {k}");
+        }
+        assert_eq!(r.input_octets, 7);
+        let long = AcctRecord {
+            username: "a".repeat(5000),
+            ..clean
+        };
+        let r = long.storable();
+        assert_eq!(r.username.len(), crate::postauth::MAX_TEXT_BYTES);
+        assert_eq!(r.unique_id, "u1");
     }
 
     #[test]

@@ -551,15 +551,78 @@ impl Batch for PostAuthBatch {
         recs: Vec<&'a PostAuthRecord>,
     ) -> Vec<Result<(), String>> {
         let n = recs.len();
-        let r = inner
-            .deadline("post-auth", async {
-                Inner::insert_postauth(inner, pool, &recs)
-                    .await
-                    .map_err(Error::Write)
-            })
-            .await
-            .map_err(|e| e.to_string());
-        vec![r; n]
+        let together = inner
+            .deadline("post-auth", inner.try_insert_postauth(pool, &recs))
+            .await;
+        let Err(e) = together else {
+            return vec![Ok(()); n];
+        };
+        // As for accounting: a record the database refused must not fail
+        // the others, but a database that is unreachable or too slow is not
+        // retried, since the leader is a radiusd thread and would be held
+        // (with every waiting caller) for a timeout per attempt.
+        let refused = |e: &Error| matches!(e, Error::Db(d) if d.as_db_error().is_some());
+        // tokio_postgres prints a server's error as "db error" alone.
+        let why = |e: &Error| match e {
+            Error::Db(d) => match d.as_db_error() {
+                Some(db) => format!("{e}: {}", db.message()),
+                None => e.to_string(),
+            },
+            _ => e.to_string(),
+        };
+        if n == 1 || !refused(&e) {
+            return vec![Err(why(&e)); n];
+        }
+        log::warn!(
+            "post-auth batch refused ({}); splitting its {n} records to find the refused ones",
+            why(&e)
+        );
+        // Rows are independent, so the batch is halved until each refused
+        // record is alone: about 2 log2(n) statements for one bad record,
+        // where one at a time would be n commits. The retries share one
+        // more query_timeout.
+        let budget = tokio::time::Instant::now() + inner.query_timeout;
+        let mut out: Vec<Option<Result<(), String>>> = vec![None; n];
+        let mut todo: Vec<std::ops::Range<usize>> = vec![n / 2..n, 0..n / 2];
+        let mut gave_up: Option<String> = None;
+        while let Some(part) = todo.pop() {
+            let result = match &gave_up {
+                Some(reason) => Err(reason.clone()),
+                None => match tokio::time::timeout_at(
+                    budget,
+                    inner.try_insert_postauth(pool, &recs[part.clone()]),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) if refused(&e) && part.len() > 1 => {
+                        let mid = part.start + part.len() / 2;
+                        todo.push(mid..part.end);
+                        todo.push(part.start..mid);
+                        continue;
+                    }
+                    Ok(Err(e)) if refused(&e) => Err(why(&e)),
+                    // The database went away meanwhile: what is left fails
+                    // without another attempt.
+                    Ok(Err(away)) => {
+                        let reason = format!("{} (retrying a refused batch)", why(&away));
+                        gave_up = Some(reason.clone());
+                        Err(reason)
+                    }
+                    Err(_) => {
+                        let reason = format!("{}; no time left to retry this record", why(&e));
+                        gave_up = Some(reason.clone());
+                        Err(reason)
+                    }
+                },
+            };
+            for o in &mut out[part] {
+                *o = Some(result.clone());
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(why(&e))))
+            .collect()
     }
 }
 
@@ -572,7 +635,11 @@ impl Batch for AcctBatch {
         pool: &'a Pool,
         recs: Vec<&'a (AcctStatus, AcctRecord)>,
     ) -> Vec<Result<AcctOutcome, String>> {
-        let batch: Vec<_> = recs.iter().map(|(s, r)| (*s, r)).collect();
+        // Before anything is keyed on the unique id: the statements return
+        // the ids as stored, and each record is matched with its row by it.
+        let clean: Vec<(AcctStatus, std::borrow::Cow<'_, AcctRecord>)> =
+            recs.iter().map(|(s, r)| (*s, r.storable())).collect();
+        let batch: Vec<(AcctStatus, &AcctRecord)> = clean.iter().map(|(s, r)| (*s, &**r)).collect();
         let mut out = vec![None; batch.len()];
         let together = inner
             .deadline("accounting", async {
@@ -627,8 +694,10 @@ impl Batch for AcctBatch {
 /// Some accounting records as the statements of [`accounting`] take them:
 /// one array per column.
 struct Columns<'a> {
-    /// The text columns, in the statements' order (see `text_of`).
-    text: [Vec<&'a str>; 19],
+    /// The text columns, in the statements' order (see `text_of`), made
+    /// storable: also on the paths that do not go through
+    /// [`AcctRecord::storable`] first.
+    text: [Vec<std::borrow::Cow<'a, str>>; 19],
     ts: Vec<i64>,
     stime: Vec<Option<i64>>,
     inoct: Vec<i64>,
@@ -671,7 +740,7 @@ impl<'a> Columns<'a> {
         };
         for r in recs {
             for (col, v) in c.text.iter_mut().zip(text_of(r)) {
-                col.push(v);
+                col.push(postauth::storable_text(v));
             }
             c.ts.push(r.event_time);
             c.stime.push(r.session_time);
@@ -909,24 +978,37 @@ impl Inner {
 
     /// radpostauth rows, all in one statement (one commit).
     async fn insert_postauth(&self, pool: &Pool, recs: &[&PostAuthRecord]) -> Result<(), String> {
-        let run = async {
-            let client = self.client_of(pool).await?;
-            let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
-            let col = |f: fn(&PostAuthRecord) -> Option<&str>| -> Vec<Option<&str>> {
-                recs.iter().map(|r| f(r)).collect()
-            };
-            let users = col(|r| Some(&r.username));
-            let pass = col(|r| r.pass.as_deref());
-            let reply = col(|r| Some(&r.reply));
-            let called = col(|r| r.called_station_id.as_deref());
-            let calling = col(|r| r.calling_station_id.as_deref());
-            let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
-            client
-                .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
-                .await?;
-            Ok::<(), Error>(())
+        self.try_insert_postauth(pool, recs)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// [`Inner::insert_postauth`] keeping the error, so that the batch
+    /// writer can tell a refused record from a database that is away.
+    async fn try_insert_postauth(
+        &self,
+        pool: &Pool,
+        recs: &[&PostAuthRecord],
+    ) -> Result<(), Error> {
+        // Here rather than in the callers: whoever built the record, the
+        // database gets nothing it would refuse for its text.
+        let recs: Vec<std::borrow::Cow<'_, PostAuthRecord>> =
+            recs.iter().map(|r| r.storable()).collect();
+        let client = self.client_of(pool).await?;
+        let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
+        let col = |f: fn(&PostAuthRecord) -> Option<&str>| -> Vec<Option<&str>> {
+            recs.iter().map(|r| f(r)).collect()
         };
-        run.await.map_err(|e| e.to_string())
+        let users = col(|r| Some(&r.username));
+        let pass = col(|r| r.pass.as_deref());
+        let reply = col(|r| Some(&r.reply));
+        let called = col(|r| r.called_station_id.as_deref());
+        let calling = col(|r| r.calling_station_id.as_deref());
+        let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
+        client
+            .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
+            .await?;
+        Ok(())
     }
 }
 

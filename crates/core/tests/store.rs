@@ -999,3 +999,232 @@ async fn random_batches_give_the_rows_of_one_record_at_a_time() {
     assert!(unchanged > 20, "the mix exercises no-ops too ({unchanged})");
     seq.drop_db().await;
 }
+
+/// A string no compression shrinks: an index entry of it is as long as it.
+fn incompressible(len: usize) -> String {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    [(state % 62) as usize],
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_postgresql_would_refuse_is_stored_escaped_or_cut() {
+    let db = TestDb::new("hostiletext").await;
+    let mut store = db.store();
+    store
+        .start_background(&tokio::runtime::Handle::current(), 0, false)
+        .unwrap();
+    let store = Arc::new(store);
+
+    // What a Wi-Fi client controls (its identity, its MAC as the NAS
+    // prints it), through the group commit as the module writes it, and
+    // one record alone as radius-admin writes it.
+    let long = incompressible(6000);
+    let hostile = PostAuthRecord {
+        username: "x\0y".into(),
+        pass: Some("p\0w".into()),
+        reply: "Access-Reject".into(),
+        called_station_id: Some("ap\0".into()),
+        calling_station_id: Some("\0".into()),
+        authdate: 1_700_000_000.0,
+    };
+    let threads: Vec<_> = [
+        hostile.clone(),
+        accepted(&long),
+        accepted("demo"),
+        accepted("DOMAIN\\alice"),
+    ]
+    .into_iter()
+    .map(|rec| {
+        let store = store.clone();
+        std::thread::spawn(move || store.commit_postauth(rec))
+    })
+    .collect();
+    for t in threads {
+        let r = tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        r.unwrap();
+    }
+    store
+        .write_postauth(&PostAuthRecord {
+            username: "admin\0api".into(),
+            ..accepted("")
+        })
+        .await
+        .unwrap();
+    type Opt = Option<String>;
+    let rows: Vec<(String, Opt, Opt, Opt)> = db
+        .client
+        .query(
+            "SELECT username, pass, calledstationid, callingstationid FROM radpostauth ORDER BY username",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let cut = &long[..radius_core::postauth::MAX_TEXT_BYTES];
+    let mut want = vec!["DOMAIN\\alice", cut, "admin\\000api", "demo", "x\\000y"];
+    want.sort_unstable();
+    let mut got = names.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    let x = rows.iter().find(|r| r.0 == "x\\000y").unwrap();
+    assert_eq!(
+        (x.1.as_deref(), x.2.as_deref(), x.3.as_deref()),
+        (Some("p\\000w"), Some("ap\\000"), Some("\\000"))
+    );
+
+    // Accounting: the unique id itself may carry a NUL (a site that keys
+    // on Acct-Session-Id); the record is still matched with the row it
+    // wrote (Written, not a no-op), and a Stop finds the Start's row.
+    let mut start = session("u\0nique", 1_700_000_000);
+    start.session_id = "s\0id".into();
+    start.username = "x\0y".into();
+    start.calling_station_id = "02\0".into();
+    let mut stop = start.clone();
+    stop.event_time += 60;
+    stop.session_time = Some(60);
+    stop.terminate_cause = "User-Request\0".into();
+    let mut long_user = session("long", 1_700_000_000);
+    long_user.username = long.clone();
+    let out = store
+        .write_accounting_batch(&[
+            (AcctStatus::Start, start.clone()),
+            (AcctStatus::Start, long_user),
+            (AcctStatus::Stop, stop.clone()),
+        ])
+        .await;
+    let out: Vec<AcctOutcome> = out.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out, [AcctOutcome::Written; 3]);
+    assert_eq!(store.accounting_fallbacks(), 0, "nothing was refused");
+    // And through the group commit, as the module writes.
+    let mut interim = session("u\0two", 1_700_000_100);
+    interim.username = "\0".into();
+    let s2 = store.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        s2.commit_accounting(AcctStatus::InterimUpdate, interim)
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.unwrap(), AcctOutcome::Written);
+    // And one record alone, as radius-admin writes (its unique id is clean:
+    // radius-admin makes its records storable itself, see acct_record).
+    let mut direct = session("zdirect", 1_700_000_000);
+    direct.username = "direct\0".into();
+    direct.realm = long.clone();
+    let r = store.write_accounting(AcctStatus::Start, &direct).await;
+    assert_eq!(r.unwrap(), AcctOutcome::Written);
+    let rows: Vec<(String, String, String, Opt, Opt, Option<i64>)> = db
+        .client
+        .query(
+            "SELECT acctuniqueid, acctsessionid, username, callingstationid, acctterminatecause, \
+             acctsessiontime FROM radacct ORDER BY acctuniqueid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows[0].0, "long");
+    assert_eq!(rows[0].2, cut);
+    assert_eq!(
+        rows[1],
+        (
+            "u\\000nique".to_string(),
+            "s\\000id".to_string(),
+            "x\\000y".to_string(),
+            Some("02\\000".to_string()),
+            Some("User-Request\\000".to_string()),
+            Some(60)
+        )
+    );
+    assert_eq!(
+        (rows[2].0.as_str(), rows[2].2.as_str()),
+        ("u\\000two", "\\000")
+    );
+    assert_eq!(
+        (rows[3].0.as_str(), rows[3].2.as_str()),
+        ("zdirect", "direct\\000")
+    );
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_postauth_record_fails_alone_in_its_batch() {
+    let db = TestDb::new("parefused").await;
+    // Text can no longer make PostgreSQL refuse a row, so a constraint
+    // does, as a site's own rule or a trigger could.
+    db.client
+        .batch_execute(
+            "ALTER TABLE radpostauth ADD CONSTRAINT test_refuses_evil CHECK (username <> 'evil')",
+        )
+        .await
+        .unwrap();
+    let cfg = ModuleConfig::from_items([("dsn", db.dsn.as_str()), ("query_timeout", "5")]).unwrap();
+    let mut store = Store::new(&cfg).unwrap();
+    store
+        .start_background(&tokio::runtime::Handle::current(), 0, false)
+        .unwrap();
+    store.ping().await.unwrap();
+    let store = Arc::new(store);
+
+    // The table is locked, so the first caller's commit waits while all
+    // the others queue: the refused record is then sure to share its
+    // batch with 48 good ones.
+    db.client
+        .batch_execute("BEGIN; LOCK TABLE radpostauth IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let commit = |name: String| {
+        let store = store.clone();
+        std::thread::spawn(move || (name.clone(), store.commit_postauth(accepted(&name))))
+    };
+    let mut threads = vec![commit("first".into())];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..49 {
+        threads.push(commit(if i == 30 {
+            "evil".into()
+        } else {
+            format!("u{i}")
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.client.batch_execute("COMMIT").await.unwrap();
+    for t in threads {
+        let (name, r) = tokio::task::spawn_blocking(move || t.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.is_err(), name == "evil", "{name}: {r:?}");
+        if let Err(e) = r {
+            assert!(e.to_string().contains("test_refuses_evil"), "{e}");
+        }
+    }
+    assert_eq!(
+        store.commit_totals()[0],
+        (2, 50),
+        "the first record alone, then the other 49 in one batch"
+    );
+    let n: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM radpostauth", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 49);
+    db.drop_db().await;
+}

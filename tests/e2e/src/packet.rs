@@ -24,11 +24,14 @@ pub const REPLY_MESSAGE: u8 = 18;
 pub const VENDOR_SPECIFIC: u8 = 26;
 pub const SESSION_TIMEOUT: u8 = 27;
 pub const IDLE_TIMEOUT: u8 = 28;
+pub const CALLED_STATION_ID: u8 = 30;
 pub const CALLING_STATION_ID: u8 = 31;
+pub const NAS_IDENTIFIER: u8 = 32;
 pub const ACCT_STATUS_TYPE: u8 = 40;
 pub const ACCT_SESSION_ID: u8 = 44;
 pub const EVENT_TIMESTAMP: u8 = 55;
 pub const MESSAGE_AUTHENTICATOR: u8 = 80;
+pub const NAS_PORT_ID: u8 = 87;
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
@@ -36,6 +39,39 @@ fn random_bytes<const N: usize>() -> [u8; N] {
         .and_then(|mut f| f.read_exact(&mut b))
         .expect("/dev/urandom");
     b
+}
+
+/// A small deterministic generator (xorshift64*) for random packets: a run
+/// that failed can be replayed from its seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        // xorshift never leaves 0.
+        Rng(seed.max(1))
+    }
+
+    /// A seed from /dev/urandom.
+    pub fn seed() -> u64 {
+        u64::from_ne_bytes(random_bytes())
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (n > 0; the bias is irrelevant for n this small).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
 }
 
 /// HMAC-MD5 (RFC 2104), for Message-Authenticator.
