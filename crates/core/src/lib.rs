@@ -13,6 +13,7 @@ pub mod config;
 pub mod credential;
 pub mod engine;
 mod error;
+pub mod login;
 pub mod password;
 pub mod postauth;
 mod preload;

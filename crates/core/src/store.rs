@@ -13,14 +13,15 @@ use tokio_postgres::NoTls;
 
 use std::collections::HashMap;
 
-use crate::account::{self, LoginDecision, Profile, RejectReason};
+use crate::account::Profile;
 use crate::accounting::{self, AcctOutcome, AcctRecord, AcctStatus};
 use crate::attrs::AttrRow;
-use crate::authorize::{self, GroupData, Options, ProfileSource, Rcode, UserData};
+use crate::authorize::{GroupData, UserData};
 use crate::cache::{self, Cache};
 use crate::commit::{CommitError, GroupCommit};
 use crate::config::ModuleConfig;
-use crate::engine::StringEngine;
+use crate::login::lockout::PendingResets;
+use crate::login::Verifier;
 use crate::postauth::{self, PostAuthRecord};
 use crate::preload;
 use crate::{schema, Error};
@@ -30,7 +31,7 @@ use crate::{schema, Error};
 macro_rules! profile_columns {
     () => {
         "u.id, u.active, u.reason, EXTRACT(EPOCH FROM u.expiration)::float8, u.password_hash, \
-         ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
+         u.nt_hash, ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
                AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id), \
          ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
                AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id)"
@@ -59,6 +60,15 @@ const PROFILE: &str = concat!(
     " FROM rlm_rust_user u WHERE u.username = $1"
 );
 
+/// The user's lock, when there is one (expired or not: the caller compares
+/// with the time of the request). Sent with [`USER_DATA`].
+pub(crate) const LOCK: &str = "SELECT EXTRACT(EPOCH FROM locked_until)::float8 \
+    FROM rlm_rust_lockout WHERE username = $1 AND locked_until IS NOT NULL";
+
+/// See [`Store::store_nt_hash`].
+const STORE_NT_HASH: &str = "UPDATE rlm_rust_user SET nt_hash = $3 \
+    WHERE username = $1 AND password_hash = $2 AND nt_hash IS NULL";
+
 /// Marks a one-time token used; only one request can win it.
 const CONSUME_TOKEN: &str = "UPDATE rlm_rust_radius_token SET used_at = now() \
     WHERE id = $1 AND used_at IS NULL AND expires_at > now()";
@@ -68,6 +78,9 @@ const CONSUME_TOKEN: &str = "UPDATE rlm_rust_radius_token SET used_at = now() \
 pub struct Lookup {
     pub user: UserData,
     pub profile: Option<Profile>,
+    /// Seconds since the epoch until which the user is locked out
+    /// (`f64::INFINITY`: until an administrator unlocks).
+    pub locked_until: Option<f64>,
 }
 
 /// The module's and the admin's door to PostgreSQL. Cheap to share: the
@@ -75,6 +88,9 @@ pub struct Lookup {
 pub struct Store {
     inner: Arc<Inner>,
     cache: Option<Arc<Cache>>,
+    verifier: Arc<Verifier>,
+    /// Set by [`Store::start_background`].
+    pending_resets: Option<Arc<PendingResets>>,
     postauth_gc: Option<GroupCommit<PostAuthRecord, ()>>,
     acct_gc: Option<GroupCommit<(AcctStatus, AcctRecord), AcctOutcome>>,
 }
@@ -150,6 +166,11 @@ impl Store {
                 acct_fallbacks: Default::default(),
             }),
             cache: None,
+            verifier: Arc::new(Verifier::new(
+                cfg.cache_size.max(10_000),
+                cfg.slow_hash_concurrency,
+            )),
+            pending_resets: None,
             postauth_gc: None,
             acct_gc: None,
         })
@@ -169,6 +190,7 @@ impl Store {
     ) -> Result<(), Error> {
         if cache_size > 0 {
             let cache = Arc::new(Cache::new(cache_size));
+            cache.forget_with(Arc::clone(&self.verifier));
             if preload {
                 // Subscribed before the listener can make the cache live.
                 let went_live = cache.went_live();
@@ -186,6 +208,12 @@ impl Store {
             ));
             self.cache = Some(cache);
         }
+        let pending = Arc::new(PendingResets::default());
+        rt.spawn(crate::login::lockout::flush_resets(
+            Arc::clone(&self.inner),
+            Arc::clone(&pending),
+        ));
+        self.pending_resets = Some(pending);
         self.postauth_gc = Some(group_commit::<PostAuthBatch>(&self.inner)?);
         self.acct_gc = Some(group_commit::<AcctBatch>(&self.inner)?);
         Ok(())
@@ -207,6 +235,19 @@ impl Store {
             self.postauth_gc.as_ref().map_or((0, 0), |g| g.totals()),
             self.acct_gc.as_ref().map_or((0, 0), |g| g.totals()),
         ]
+    }
+
+    /// Verifies slow hashes for both doors (see [`Verifier`]).
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub(crate) fn pending_resets(&self) -> Option<&PendingResets> {
+        self.pending_resets.as_deref()
     }
 
     /// The cache, when started (for stats and tests).
@@ -336,7 +377,7 @@ impl Inner {
         pool.get().await.map_err(|e| Error::Pool(e.to_string()))
     }
 
-    async fn deadline<T>(
+    pub(crate) async fn deadline<T>(
         &self,
         what: &'static str,
         f: impl Future<Output = Result<T, Error>>,
@@ -388,16 +429,37 @@ impl Inner {
     async fn lookup(&self, username: &str) -> Result<Lookup, Error> {
         self.deadline("authorize", async {
             let client = self.client().await?;
-            let (s1, s2) = tokio::try_join!(
+            let (s1, s2, s3) = tokio::try_join!(
                 client.prepare_cached(USER_DATA),
-                client.prepare_cached(PROFILE)
+                client.prepare_cached(PROFILE),
+                client.prepare_cached(LOCK)
             )?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&username];
-            let (rows, prof) =
-                tokio::try_join!(client.query(&s1, &params), client.query_opt(&s2, &params))?;
+            let (rows, prof, lock) = tokio::try_join!(
+                client.query(&s1, &params),
+                client.query_opt(&s2, &params),
+                client.query_opt(&s3, &params)
+            )?;
             let user = assemble_user(rows.iter().map(raw_row))?;
             let profile = prof.map(|r| profile_of(&r, 0));
-            Ok(Lookup { user, profile })
+            let locked_until = lock.and_then(|r| r.get::<_, Option<f64>>(0));
+            Ok(Lookup {
+                user,
+                profile,
+                locked_until,
+            })
+        })
+        .await
+    }
+}
+
+impl Inner {
+    async fn store_nt_hash(&self, username: &str, hash: &str, nt: &str) -> Result<(), Error> {
+        self.deadline("NT hash", async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(STORE_NT_HASH).await?;
+            client.execute(&stmt, &[&username, &hash, &nt]).await?;
+            Ok(())
         })
         .await
     }
@@ -417,66 +479,40 @@ impl Store {
             .await
     }
 
-    /// A PAP login checked outside radiusd (the admin service's
-    /// `authorize/` and login): account state, the stock tables with
-    /// rlm_sql's algorithm, one-time tokens, then the stored credential.
-    pub async fn check_login(
+    /// Stores the NT hash of `password` for a user whose profile hash is
+    /// `hash` and who has none yet (users whose password was set before
+    /// NT hashes were kept). Nothing happens when the password changed
+    /// meanwhile.
+    pub async fn store_nt_hash(
         &self,
         username: &str,
+        hash: &str,
         password: &str,
-        opts: &Options,
-    ) -> Result<LoginDecision, Error> {
-        let reject = |reason| Ok(LoginDecision::Reject { reason });
-        let lookup = self.lookup(username).await?;
-        let lookup = lookup.as_ref();
-        if let Some(p) = &lookup.profile {
-            if let Err(d) = p.check(account::now()) {
-                return reject(d.into());
+    ) -> Result<(), Error> {
+        let nt = crate::password::nt_hash_hex(password);
+        self.inner.store_nt_hash(username, hash, &nt).await
+    }
+
+    /// [`Store::store_nt_hash`] on `rt`, without waiting: the reply need
+    /// not wait for it, and the next successful login tries again.
+    pub fn store_nt_hash_later(
+        &self,
+        rt: &tokio::runtime::Handle,
+        username: &str,
+        hash: &str,
+        password: &str,
+    ) {
+        let nt = crate::password::nt_hash_hex(password);
+        let (inner, username, hash) = (
+            Arc::clone(&self.inner),
+            username.to_string(),
+            hash.to_string(),
+        );
+        rt.spawn(async move {
+            if let Err(e) = inner.store_nt_hash(&username, &hash, &nt).await {
+                log::warn!("{username}: NT hash not stored: {e}");
             }
-        }
-        let request = vec![
-            ("User-Name".to_string(), username.to_string()),
-            ("User-Password".to_string(), password.to_string()),
-        ];
-        // Profiles are fetched on demand: run, fetch what was asked, rerun.
-        let mut profiles = Prefetched::default();
-        let (engine, rc) = loop {
-            let mut engine = StringEngine::new(request.clone());
-            match authorize::authorize(&mut engine, &lookup.user, opts, &mut profiles) {
-                Ok(rc) => break (engine, rc),
-                Err(e) => match profiles.missing.take() {
-                    Some(name) => {
-                        let groups = self.user_data(&name).await?.groups;
-                        profiles.groups.insert(name, groups);
-                    }
-                    None => {
-                        return Err(Error::BadData {
-                            table: "radcheck/radreply",
-                            message: e,
-                        })
-                    }
-                },
-            }
-        };
-        let Some(profile) = lookup.profile.clone() else {
-            if rc == Rcode::NotFound {
-                return reject(RejectReason::UnknownUser);
-            }
-            return Ok(credential_decision(engine, password, None));
-        };
-        if let Some(id) = profile.token_matching(password) {
-            if self.consume_token(id).await? {
-                return Ok(LoginDecision::Accept {
-                    control: engine.control,
-                    reply: engine.reply,
-                });
-            }
-        }
-        Ok(credential_decision(
-            engine,
-            password,
-            profile.password_hash.as_deref(),
-        ))
+        });
     }
 
     /// The stock tables' data for `username` (or a profile name).
@@ -1012,80 +1048,21 @@ impl Inner {
     }
 }
 
-/// Decides a PAP login on the control list authorize built, as
-/// FreeRADIUS' pap would: an explicit Auth-Type, then the known-good
-/// credential, then the profile's hash.
-fn credential_decision(
-    engine: StringEngine,
-    password: &str,
-    profile_hash: Option<&str>,
-) -> LoginDecision {
-    use subtle::ConstantTimeEq;
-    let ok = match engine.control_value("Auth-Type") {
-        Some(t) if t.eq_ignore_ascii_case("Accept") => true,
-        Some(t) if t.eq_ignore_ascii_case("Reject") => false,
-        _ => {
-            if let Some(clear) = engine.control_value("Cleartext-Password") {
-                bool::from(clear.as_bytes().ct_eq(password.as_bytes()))
-            } else if let Some(nt) = engine.control_value("NT-Password") {
-                let want = nt.trim_start_matches("0x").to_ascii_lowercase();
-                bool::from(
-                    want.as_bytes()
-                        .ct_eq(crate::password::nt_hash_hex(password).as_bytes()),
-                )
-            } else if let Some(h) = engine.control_value("Rust-Password-Hash").or(profile_hash) {
-                crate::password::verify(password, h).unwrap_or(false)
-            } else {
-                false
-            }
-        }
-    };
-    if ok {
-        LoginDecision::Accept {
-            control: engine.control,
-            reply: engine.reply,
-        }
-    } else {
-        LoginDecision::Reject {
-            reason: RejectReason::BadPassword,
-        }
-    }
-}
-
-/// Profile groups known so far; an unknown one is recorded and fails the
-/// run so the caller can fetch it and run again.
-#[derive(Default)]
-struct Prefetched {
-    groups: HashMap<String, Vec<Arc<GroupData>>>,
-    missing: Option<String>,
-}
-
-impl ProfileSource for Prefetched {
-    fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String> {
-        match self.groups.get(profile) {
-            Some(g) => Ok(g.clone()),
-            None => {
-                self.missing = Some(profile.to_string());
-                Err(format!("profile {profile} not fetched yet"))
-            }
-        }
-    }
-}
-
 fn raw_row(r: &tokio_postgres::Row) -> RawRow {
     (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
 }
 
 /// The account state in [`PROFILE`]'s columns, starting at column `at`.
 pub(crate) fn profile_of(r: &tokio_postgres::Row, at: usize) -> Profile {
-    let ids: Vec<i64> = r.get(at + 5);
-    let hashes: Vec<Vec<u8>> = r.get(at + 6);
+    let ids: Vec<i64> = r.get(at + 6);
+    let hashes: Vec<Vec<u8>> = r.get(at + 7);
     Profile {
         id: r.get(at),
         active: r.get(at + 1),
         reason: r.get(at + 2),
         expiration: r.get(at + 3),
         password_hash: r.get(at + 4),
+        nt_hash: r.get(at + 5),
         open_tokens: ids.into_iter().zip(hashes).collect(),
     }
 }

@@ -5,78 +5,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use radius_core::account::{hash_token, LoginDecision, RejectReason};
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
-use radius_core::authorize::Options;
 use radius_core::config::ModuleConfig;
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::{Lookup, Store};
-use tokio_postgres::{Client, NoTls};
 
-const DEFAULT_ADMIN_DSN: &str = "host=127.0.0.1 port=54329 user=radius dbname=radius";
-
-struct TestDb {
-    name: String,
-    dsn: String,
-    admin_dsn: String,
-    client: Client,
-}
-
-impl TestDb {
-    async fn new(tag: &str) -> TestDb {
-        let admin_dsn =
-            std::env::var("RLM_RUST_TEST_DSN").unwrap_or_else(|_| DEFAULT_ADMIN_DSN.to_string());
-        let (admin, conn) = tokio_postgres::connect(&admin_dsn, NoTls)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("cannot reach the test PostgreSQL at '{admin_dsn}' ({e}): run `scripts/pg start` or set RLM_RUST_TEST_DSN")
-            });
-        tokio::spawn(conn);
-        let name = format!("core_{tag}_{}", std::process::id());
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            admin.batch_execute(&sql).await.unwrap();
-        }
-        let dsn = format!("{admin_dsn} dbname={name}");
-        radius_core::schema::migrate(&dsn).await.unwrap();
-        let (client, conn) = tokio_postgres::connect(&dsn, NoTls).await.unwrap();
-        tokio::spawn(conn);
-        TestDb {
-            name,
-            dsn,
-            admin_dsn,
-            client,
-        }
-    }
-
-    fn store(&self) -> Store {
-        let cfg = ModuleConfig::from_items([("dsn", self.dsn.as_str())]).unwrap();
-        Store::new(&cfg).unwrap()
-    }
-
-    async fn drop_db(self) {
-        drop(self.client);
-        if let Ok((admin, conn)) = tokio_postgres::connect(&self.admin_dsn, NoTls).await {
-            tokio::spawn(conn);
-            let _ = admin
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-        }
-    }
-}
-
-fn opts() -> Options {
-    Options {
-        read_groups: true,
-        read_profiles: true,
-        default_profile: None,
-    }
-}
+mod common;
+use common::TestDb;
 
 /// The radpostauth record of an Access-Accept for `user`.
 fn accepted(user: &str) -> PostAuthRecord {
@@ -235,100 +170,6 @@ async fn accounting_follows_the_stock_queries() {
         rows[1].get::<_, Option<String>>(1),
         None,
         "other NAS untouched"
-    );
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn logins_enforce_account_state_and_tokens() {
-    let db = TestDb::new("login").await;
-    db.client
-        .batch_execute(
-            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
-               ('alice', 'Cleartext-Password', ':=', 'pw-a'), \
-               ('nt', 'NT-Password', ':=', '8846f7eaee8fb117ad06bdd830b7586c'); \
-             INSERT INTO radusergroup (username, groupname, priority) VALUES ('alice', 'staff', 1); \
-             INSERT INTO radgroupreply (groupname, attribute, op, value) VALUES ('staff', 'Idle-Timeout', ':=', '600');",
-        )
-        .await
-        .unwrap();
-    let hash = radius_core::password::hash_password("pw-h");
-    db.client
-        .execute(
-            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('hashy', $1), ('alice', NULL)",
-            &[&hash],
-        )
-        .await
-        .unwrap();
-    db.client
-        .execute(
-            "INSERT INTO rlm_rust_user (username, password_hash, active, reason) VALUES ('off', $1, false, 0)",
-            &[&hash],
-        )
-        .await
-        .unwrap();
-    db.client
-        .execute(
-            "INSERT INTO rlm_rust_user (username, password_hash, expiration) VALUES ('old', $1, now() - interval '1 second')",
-            &[&hash],
-        )
-        .await
-        .unwrap();
-    let token_hash = hash_token("one-time-secret").to_vec();
-    db.client
-        .execute(
-            "INSERT INTO rlm_rust_radius_token (user_id, token_hash, expires_at) \
-             SELECT id, $1, now() + interval '1 hour' FROM rlm_rust_user WHERE username = 'hashy'",
-            &[&token_hash],
-        )
-        .await
-        .unwrap();
-    let store = db.store();
-    let login = |u: &'static str, p: &'static str| {
-        let store = &store;
-        async move { store.check_login(u, p, &opts()).await.unwrap() }
-    };
-
-    match login("alice", "pw-a").await {
-        LoginDecision::Accept { reply, .. } => {
-            assert_eq!(reply, vec![("Idle-Timeout".to_string(), "600".to_string())])
-        }
-        other => panic!("alice: {other:?}"),
-    }
-    let reject = |r| LoginDecision::Reject { reason: r };
-    assert_eq!(
-        login("alice", "nope").await,
-        reject(RejectReason::BadPassword)
-    );
-    assert_eq!(
-        login("nobody", "x").await,
-        reject(RejectReason::UnknownUser)
-    );
-    assert!(matches!(
-        login("nt", "password").await,
-        LoginDecision::Accept { .. }
-    ));
-    assert!(matches!(
-        login("hashy", "pw-h").await,
-        LoginDecision::Accept { .. }
-    ));
-    assert_eq!(
-        login("hashy", "pw-x").await,
-        reject(RejectReason::BadPassword)
-    );
-    assert_eq!(
-        login("off", "pw-h").await,
-        reject(RejectReason::Disabled { reason: Some(0) })
-    );
-    assert_eq!(login("old", "pw-h").await, reject(RejectReason::Expired));
-    assert!(matches!(
-        login("hashy", "one-time-secret").await,
-        LoginDecision::Accept { .. }
-    ));
-    assert_eq!(
-        login("hashy", "one-time-secret").await,
-        reject(RejectReason::BadPassword),
-        "a one-time token works once"
     );
     db.drop_db().await;
 }

@@ -59,7 +59,70 @@ pub struct FailureCount {
     pub locked_until: Option<f64>,
 }
 
+/// Successes not yet applied: a success must not cost the reply a round
+/// trip, so the module's successes are applied in the background, a batch
+/// at a time ([`Store::start_background`] flushes them).
+#[derive(Default)]
+pub struct PendingResets(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl PendingResets {
+    pub fn add(&self, username: &str) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !set.contains(username) {
+            set.insert(username.to_string());
+        }
+    }
+
+    fn take_one(&self, username: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(username)
+    }
+
+    fn take_all(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// How often the module's pending successes are applied.
+pub const RESET_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Applies `pending` every [`RESET_INTERVAL`] until the runtime stops.
+pub(crate) async fn flush_resets(
+    store_inner: std::sync::Arc<crate::store::Inner>,
+    pending: std::sync::Arc<PendingResets>,
+) {
+    let mut tick = tokio::time::interval(RESET_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let names = pending.take_all();
+        if names.is_empty() {
+            continue;
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        if let Err(e) = store_inner.reset_failures(&refs).await {
+            log::warn!("lockout: {} successes not applied: {e}", names.len());
+        }
+    }
+}
+
 impl Store {
+    /// A successful login of `username`, applied within
+    /// [`RESET_INTERVAL`] (at once when the background tasks do not run).
+    pub async fn note_success(&self, username: &str) -> Result<(), Error> {
+        match self.pending_resets() {
+            Some(p) => {
+                p.add(username);
+                Ok(())
+            }
+            None => self.reset_failures(&[username]).await,
+        }
+    }
+
     /// Counts a failed login of `username`; `None` when the lockout is off.
     pub async fn record_failure(
         &self,
@@ -68,6 +131,11 @@ impl Store {
     ) -> Result<Option<FailureCount>, Error> {
         if policy.attempts == 0 {
             return Ok(None);
+        }
+        // This host's success before this failure is applied first, so
+        // the two stay in order.
+        if self.pending_resets().is_some_and(|p| p.take_one(username)) {
+            self.reset_failures(&[username]).await?;
         }
         let attempts = policy.attempts as i32;
         let period = policy.period.map(|d| d.as_secs_f64());
@@ -89,17 +157,21 @@ impl Store {
 
     /// Ends the failure streak of each of `usernames` (successful logins).
     pub async fn reset_failures(&self, usernames: &[&str]) -> Result<(), Error> {
+        self.inner().reset_failures(usernames).await
+    }
+}
+
+impl crate::store::Inner {
+    async fn reset_failures(&self, usernames: &[&str]) -> Result<(), Error> {
         if usernames.is_empty() {
             return Ok(());
         }
-        let inner = self.inner();
-        inner
-            .deadline("lockout", async {
-                let client = inner.client().await?;
-                let stmt = client.prepare_cached(RESET_MANY).await?;
-                client.execute(&stmt, &[&usernames]).await?;
-                Ok(())
-            })
-            .await
+        self.deadline("lockout", async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(RESET_MANY).await?;
+            client.execute(&stmt, &[&usernames]).await?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -10,8 +10,8 @@
 //! memory ([`Verifier::forget`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use hmac::{KeyInit, Mac};
 use subtle::ConstantTimeEq;
@@ -23,9 +23,10 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// Why a password could not be verified (as opposed to being wrong).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    /// Every slot for slow verifications is taken: the request fails at
-    /// once instead of tying up a server thread behind the others.
-    #[error("{0} slow password verifications already running (slow_hash_concurrency)")]
+    /// Every slot for slow verifications is taken, and as many requests
+    /// already wait for one: the request fails instead of tying up a
+    /// server thread behind the others.
+    #[error("{0} slow password verifications already running and waiting (slow_hash_concurrency)")]
     Busy(usize),
     #[error(transparent)]
     BadHash(#[from] BadHash),
@@ -55,22 +56,70 @@ pub struct Verifier {
     key: [u8; 32],
     remembered: Mutex<HashMap<String, [u8; 32]>>,
     max_entries: usize,
-    running: AtomicUsize,
-    max_running: usize,
+    gate: Gate,
 }
 
-/// One slot of [`Verifier`]'s bound, given back on drop.
-struct Slot<'a>(&'a AtomicUsize);
+/// How long a slow verification may wait for a slot; past it (or with as
+/// many already waiting as running) the request fails at once.
+pub const SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// At most `max` slow verifications run at once and at most `max` more
+/// wait for a slot: a flood of wrong passwords for Argon2 users holds at
+/// most 2 × `max` server threads, the others keep serving everyone else.
+struct Gate {
+    /// (running, waiting)
+    state: Mutex<(usize, usize)>,
+    freed: Condvar,
+    max: usize,
+}
+
+/// One slot of the [`Gate`], given back on drop.
+struct Slot<'a>(&'a Gate);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.lock().0 -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(&self, wait: Duration) -> Result<Slot<'_>, VerifyError> {
+        let mut st = self.lock();
+        if st.0 < self.max {
+            st.0 += 1;
+            return Ok(Slot(self));
+        }
+        if st.1 >= self.max {
+            return Err(VerifyError::Busy(self.max));
+        }
+        st.1 += 1;
+        let deadline = Instant::now() + wait;
+        while st.0 >= self.max {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.1 -= 1;
+                return Err(VerifyError::Busy(self.max));
+            }
+            st = self
+                .freed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        st.1 -= 1;
+        st.0 += 1;
+        Ok(Slot(self))
     }
 }
 
 impl Verifier {
     /// Remembers up to `max_entries` users; runs at most `max_running`
-    /// (at least 1) slow verifications at once.
+    /// (at least 1) slow verifications at once (see [`Gate`]).
     pub fn new(max_entries: usize, max_running: usize) -> Verifier {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("the OS random number generator failed");
@@ -78,8 +127,11 @@ impl Verifier {
             key,
             remembered: Mutex::new(HashMap::new()),
             max_entries,
-            running: AtomicUsize::new(0),
-            max_running: max_running.max(1),
+            gate: Gate {
+                state: Mutex::new((0, 0)),
+                freed: Condvar::new(),
+                max: max_running.max(1),
+            },
         }
     }
 
@@ -94,12 +146,7 @@ impl Verifier {
     }
 
     fn slot(&self) -> Result<Slot<'_>, VerifyError> {
-        let n = self.running.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(&self.running);
-        if n >= self.max_running {
-            return Err(VerifyError::Busy(self.max_running));
-        }
-        Ok(slot)
+        self.gate.enter(SLOT_WAIT)
     }
 
     /// Verifies `password` for `username` against `stored` (any scheme
@@ -205,16 +252,32 @@ mod tests {
     fn the_bound_fails_fast_and_slots_come_back() {
         let v = Verifier::new(10, 1);
         let h = cheap_argon("pw");
-        let held = v.slot().unwrap();
-        assert_eq!(v.verify("u", "pw", &h), Err(VerifyError::Busy(1)));
-        assert_eq!(v.spend("x"), Err(VerifyError::Busy(1)));
-        drop(held);
+        let held = v.gate.enter(Duration::ZERO).unwrap();
+        // One may wait (and gives up after its wait), a second fails at once.
+        assert_eq!(
+            v.gate.enter(Duration::from_millis(20)).err(),
+            Some(VerifyError::Busy(1))
+        );
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| v.gate.enter(Duration::from_secs(5)).map(|_| ()));
+            while v.gate.lock().1 == 0 {
+                std::thread::yield_now();
+            }
+            let t = Instant::now();
+            assert_eq!(v.spend("x"), Err(VerifyError::Busy(1)));
+            assert!(t.elapsed() < Duration::from_millis(500), "fails fast");
+            drop(held);
+            assert_eq!(
+                waiter.join().unwrap(),
+                Ok(()),
+                "a waiter gets the freed slot"
+            );
+        });
+        assert_eq!(*v.gate.lock(), (0, 0));
         assert_eq!(v.verify("u", "pw", &h), Ok(Verified::Computed(true)));
-        assert_eq!(v.running.load(Ordering::Acquire), 0);
         // A remembered success needs no slot.
-        let held = v.slot().unwrap();
+        let _held = v.gate.enter(Duration::ZERO).unwrap();
         assert_eq!(v.verify("u", "pw", &h), Ok(Verified::Remembered));
-        drop(held);
     }
 
     #[test]
