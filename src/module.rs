@@ -356,7 +356,7 @@ impl State {
             Err(e) => return self.fail(req, "authorize", e),
         };
         if verdict.counts() && self.outcome_counted_here(req) {
-            if let Err(e) = req.set_control(LOGIN_NAME_ATTR, &username) {
+            if let Err(e) = req.set_control(LOGIN_NAME_ATTR, &to_marker(&username)) {
                 return self.fail(req, "authorize", e);
             }
         }
@@ -389,9 +389,9 @@ impl State {
             );
             return sys::RLM_MODULE_INVALID;
         };
-        let username = match req.control(&self.dict, Attr::LoginName) {
-            Some(v) if !v.text.is_empty() => v.text,
-            _ => match req.xlat(&self.user_name_fmt) {
+        let username = match self.login_name(req) {
+            Some(name) => name,
+            None => match req.xlat(&self.user_name_fmt) {
                 Ok(u) => u,
                 Err(e) => return self.fail(req, "sql_user_name", e),
             },
@@ -546,15 +546,16 @@ impl State {
         }
     }
 
+    /// The name authorize marked the request with, if it did.
+    fn login_name(&self, req: &Request) -> Option<String> {
+        from_marker(&req.control(&self.dict, Attr::LoginName)?.text)
+    }
+
     /// Step 6 of the login procedure for requests authorize marked: a
     /// reject counts towards the lockout, an accept ends the streak. A
     /// database error here is logged, not turned into a failed request.
     fn record_outcome(&self, req: &Request, reply: &str) {
-        let Some(name) = req
-            .control(&self.dict, Attr::LoginName)
-            .map(|v| v.text)
-            .filter(|n| !n.is_empty())
-        else {
+        let Some(name) = self.login_name(req) else {
             return;
         };
         let r = match reply {
@@ -569,7 +570,7 @@ impl State {
                         ));
                     }
                 }),
-            "Access-Accept" => self.rt.block_on(self.store.reset_failures(&[&name])),
+            "Access-Accept" => self.rt.block_on(self.store.note_success(&name)),
             _ => Ok(()),
         };
         if let Err(e) = r {
@@ -578,9 +579,42 @@ impl State {
     }
 }
 
+/// The looked-up name as `Rust-Login-Name` holds it: hex, because
+/// FreeRADIUS parses a string value's escapes, so `demo\000x` would come
+/// back as another name (and count failures against `demo`).
+fn to_marker(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_marker(hex: &str) -> Option<String> {
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 fn is_session(s: AcctStatus) -> bool {
     matches!(
         s,
         AcctStatus::Start | AcctStatus::Stop | AcctStatus::InterimUpdate
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markers_round_trip_any_name() {
+        for name in ["demo", "demo\\000x", "x\0y", "ünï", "a b\"c"] {
+            assert_eq!(
+                super::from_marker(&super::to_marker(name)).as_deref(),
+                Some(name)
+            );
+        }
+        assert_eq!(super::from_marker(""), None);
+        assert_eq!(super::from_marker("zz"), None);
+    }
 }
