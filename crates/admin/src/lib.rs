@@ -123,13 +123,43 @@ impl AppState {
         })
     }
 
-    pub fn authorize_options(&self) -> radius_core::authorize::Options {
-        radius_core::authorize::Options {
-            read_groups: self.cfg.read_groups,
-            read_profiles: self.cfg.read_profiles,
-            default_profile: self.cfg.default_profile.clone(),
+    /// The login policy of `authorize/` and `token/`: the module's, from
+    /// this service's own configuration (same items, same defaults).
+    pub fn login_policy(&self) -> radius_core::login::Policy {
+        radius_core::login::Policy {
+            opts: radius_core::authorize::Options {
+                read_groups: self.cfg.read_groups,
+                read_profiles: self.cfg.read_profiles,
+                default_profile: self.cfg.default_profile.clone(),
+            },
+            lockout: radius_core::login::Lockout {
+                attempts: self.cfg.lockout_attempts,
+                period: (!self.cfg.lockout_period.is_zero()).then_some(self.cfg.lockout_period),
+            },
+            auth_type: "rust".to_string(),
+            store_nt_hash: self.cfg.store_nt_hash,
         }
     }
+}
+
+/// Decides a PAP login with the core's one login procedure, on a blocking
+/// thread: it waits for the database and may run a slow hash, neither of
+/// which may hold an async worker.
+pub async fn decide_login(
+    st: &SharedState,
+    username: &str,
+    password: &str,
+    cost: radius_core::login::Cost,
+) -> ApiResult<radius_core::account::LoginDecision> {
+    let (st, username, password) = (Arc::clone(st), username.to_string(), password.to_string());
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let policy = st.login_policy();
+        radius_core::login::pap_login(&st.store, &rt, &policy, &username, &password, cost)
+    })
+    .await
+    .map_err(|e| ApiError::Unavailable(format!("login task: {e}")))?
+    .map_err(ApiError::from)
 }
 
 /// The whole API under /api/v1/. Everything needs an API token except the

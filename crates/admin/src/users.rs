@@ -707,10 +707,10 @@ pub async fn set_password(
 pub async fn login(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
     let username = input.str_req("username")?;
     let password = input.str_req("password")?;
-    let decision = st
-        .store
-        .check_login(&username, &password, &st.authorize_options())
-        .await?;
+    // Same procedure as authorize/ (who it refuses, this refuses), at a
+    // cost that does not tell known users from unknown ones.
+    let decision =
+        crate::decide_login(&st, &username, &password, radius_core::login::Cost::Uniform).await?;
     if let LoginDecision::Reject { reason } = decision {
         log::info!("login of {username} refused ({reason:?})");
         return Err(ApiError::BadCredentials);
