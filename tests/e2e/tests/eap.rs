@@ -179,8 +179,22 @@ fn api_user(method: Method, tag: &str) {
     assert_accepted(&ok, &format!("{user} (created through the API)"), &rad);
     let bad = eapol.login(&rad, Login::new(method, user, "Carol-api-pw-2"));
     assert_rejected(&bad, &format!("{user} with a wrong password"), &rad);
+    // The lockout counts the failed conversation once (its inner request),
+    // not once per round trip nor again for the outer reject.
+    let failures = || {
+        db.count(
+            "SELECT coalesce(sum(failures), 0)::bigint FROM rlm_rust_lockout WHERE username = $1",
+            &[&user],
+        )
+    };
+    assert_eq!(failures(), 1, "failed logins counted for {user}");
     let again = eapol.login(&rad, Login::new(method, user, pw));
     assert_accepted(&again, &format!("{user} again after the reject"), &rad);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while failures() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(failures(), 0, "a success ends {user}'s failure streak");
 }
 
 #[test]

@@ -21,6 +21,9 @@ fn hostile_bytes(rng: &mut Rng) -> Vec<u8> {
     match rng.below(8) {
         0 => Vec::new(),
         1 => b"x\0y".to_vec(),
+        // Names that FreeRADIUS prints as `demo\000x`: their wrong
+        // passwords must not count against (and lock) the real `demo`.
+        2 if rng.below(2) == 0 => b"demo\0x".to_vec(),
         2 => b"\0demo".to_vec(),
         3 => vec![0xff; 1 + rng.below(253)],
         4 => vec![0; 1 + rng.below(253)],
