@@ -352,3 +352,152 @@ async fn a_successful_login_stores_a_missing_nt_hash() {
     assert_eq!(nt(&db.client).await, None);
     db.drop_db().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_logins_cost_one_slow_hash_whoever_asks() {
+    let db = TestDb::new("login_cost").await;
+    let hash = radius_core::password::hash_password("pw");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash) VALUES ('argon', $1)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES ('clear', 'Cleartext-Password', ':=', 'pw')",
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let p = policy(Lockout::default());
+    // What each refusal costs, in slow hashes: the same for an unknown
+    // user, a wrong password of an Argon2 user and of a clear-text user.
+    let cost = |user: &'static str, cost: Cost| {
+        let (store, p) = (Arc::clone(&store), p.clone());
+        async move {
+            let before = store.verifier().slow_runs();
+            let d = login_cost(&store, &p, user, "wrong", cost).await;
+            assert!(!accepted(&d), "{user}: {d:?}");
+            store.verifier().slow_runs() - before
+        }
+    };
+    for user in ["nobody", "argon", "clear"] {
+        assert_eq!(cost(user, Cost::Uniform).await, 1, "token/ refusing {user}");
+    }
+    assert_eq!(cost("nobody", Cost::Least).await, 0);
+    assert_eq!(cost("clear", Cost::Least).await, 0);
+    assert_eq!(cost("argon", Cost::Least).await, 1);
+    db.drop_db().await;
+}
+
+/// The module's entry point (the procedure on the request, then the
+/// credential as radiusd's modules check it) and the HTTP door's
+/// (`pap_login`) decide every case alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_entry_points_decide_alike() {
+    use radius_core::engine::StringEngine;
+    use radius_core::login::{authorize, check_credential, Attempt, LoginIo, Verdict};
+
+    let db = TestDb::new("login_entry").await;
+    let hash = radius_core::password::hash_password("api-pw");
+    db.client
+        .execute(
+            "INSERT INTO rlm_rust_user (username, password_hash, nt_hash) VALUES \
+               ('api', $1, '8846f7eaee8fb117ad06bdd830b7586c'), ('nas', $1, NULL), ('rej', $1, NULL)",
+            &[&hash],
+        )
+        .await
+        .unwrap();
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) VALUES \
+               ('crypt', 'Crypt-Password', ':=', '$1$saltsalt$9xy1btjgzLYfb7hivXtC//'), \
+               ('nas', 'NAS-IP-Address', '==', '192.0.2.99'), \
+               ('rej', 'Auth-Type', ':=', 'Reject'), \
+               ('clear', 'Cleartext-Password', ':=', 'c-pw');",
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let p = policy(Lockout {
+        attempts: 0,
+        period: None,
+    });
+
+    struct Io<'a>(&'a Store, tokio::runtime::Handle);
+    impl radius_core::authorize::ProfileSource for Io<'_> {
+        fn profile_groups(
+            &mut self,
+            name: &str,
+        ) -> Result<Vec<Arc<radius_core::authorize::GroupData>>, String> {
+            self.1
+                .block_on(self.0.user_data(name))
+                .map(|u| u.groups)
+                .map_err(|e| e.to_string())
+        }
+    }
+    impl LoginIo for Io<'_> {
+        fn consume_token(&mut self, id: i64) -> Result<bool, String> {
+            self.1
+                .block_on(self.0.consume_token(id))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    let cases = [
+        ("crypt", "secret"),
+        ("crypt", "Secret"),
+        ("api", "api-pw"),
+        ("api", "nope"),
+        ("nas", "api-pw"),
+        ("rej", "api-pw"),
+        ("clear", "c-pw"),
+        ("clear", "x"),
+        ("nobody", "x"),
+    ];
+    for (user, pw) in cases {
+        let http = accepted(&login(&store, &p, user, pw).await);
+        let (s, pol, u, w) = (
+            Arc::clone(&store),
+            p.clone(),
+            user.to_string(),
+            pw.to_string(),
+        );
+        let rt = tokio::runtime::Handle::current();
+        let module = tokio::task::spawn_blocking(move || {
+            let lookup = rt.block_on(s.lookup(&u)).unwrap();
+            let mut engine = StringEngine::new(vec![
+                ("User-Name".into(), u.clone()),
+                ("User-Password".into(), w.clone()),
+            ]);
+            let attempt = Attempt {
+                username: &u,
+                password: Some(&w),
+                now: radius_core::account::now(),
+            };
+            let verdict = authorize(
+                &mut engine,
+                &mut Io(&s, rt.clone()),
+                &lookup,
+                &pol,
+                &attempt,
+            )
+            .unwrap();
+            match verdict {
+                Verdict::TokenAccepted => true,
+                Verdict::Continue(_) => {
+                    check_credential(&engine.control, s.verifier(), &pol, &u, &w)
+                        .unwrap()
+                        .ok()
+                }
+                Verdict::NotFound | Verdict::Reject(_) => false,
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(module, http, "{user} / {pw}: the two entry points disagree");
+    }
+    db.drop_db().await;
+}

@@ -57,6 +57,8 @@ pub struct Verifier {
     remembered: Mutex<HashMap<String, [u8; 32]>>,
     max_entries: usize,
     gate: Gate,
+    /// Slow hashes computed (verifications and [`Verifier::spend`]).
+    slow_runs: std::sync::atomic::AtomicU64,
 }
 
 /// How long a slow verification may wait for a slot; past it (or with as
@@ -132,6 +134,7 @@ impl Verifier {
                 freed: Condvar::new(),
                 max: max_running.max(1),
             },
+            slow_runs: Default::default(),
         }
     }
 
@@ -168,6 +171,7 @@ impl Verifier {
         }
         let ok = {
             let _slot = self.slot()?;
+            self.count_run();
             password::verify(password, stored)?
         };
         if ok && self.max_entries > 0 {
@@ -185,8 +189,20 @@ impl Verifier {
     /// that checked no slow hash takes as long as one that did.
     pub fn spend(&self, password: &str) -> Result<(), VerifyError> {
         let _slot = self.slot()?;
+        self.count_run();
         password::dummy_verify(password);
         Ok(())
+    }
+
+    fn count_run(&self) {
+        self.slow_runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Slow hashes computed so far (what a login cost, for tests and
+    /// statistics).
+    pub fn slow_runs(&self) -> u64 {
+        self.slow_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Drops what is remembered for `username` (its rows changed).
