@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::future::poll_fn;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::store::Lookup;
+use crate::lookup::Lookup;
 
 /// Channels the V4 triggers notify on.
 pub const CHANNEL_USER: &str = "rlm_rust_user";

@@ -14,10 +14,12 @@ pub mod credential;
 pub mod engine;
 mod error;
 pub mod login;
+pub mod lookup;
 pub mod password;
 pub mod postauth;
 mod preload;
 pub mod schema;
+mod sink;
 pub mod store;
 
 pub use error::Error;

@@ -16,7 +16,8 @@ use tokio_postgres::IsolationLevel;
 
 use crate::authorize::GroupData;
 use crate::cache::Cache;
-use crate::store::{assemble_user, profile_columns, profile_of, Inner, Lookup, RawRow};
+use crate::lookup::{assemble_user, profile_columns, profile_of, Lookup, RawRow};
+use crate::store::Inner;
 use crate::Error;
 
 /// Every user's own check and reply rows, in [`crate::store`]'s USER_DATA

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use radius_core::config::ModuleConfig;
+use radius_core::lookup::Lookup;
 use radius_core::postauth::PostAuthRecord;
-use radius_core::store::{Lookup, Store};
+use radius_core::store::Store;
 
 mod common;
 use common::TestDb;
@@ -312,7 +313,7 @@ where
     false
 }
 
-fn password_of(l: &radius_core::store::Lookup) -> String {
+fn password_of(l: &radius_core::lookup::Lookup) -> String {
     l.user
         .check
         .iter()

@@ -29,7 +29,8 @@ use crate::account::{self, LoginDecision, RejectReason};
 use crate::authorize::{self, Options, PairEngine, ProfileSource, Rcode};
 use crate::config::ModuleConfig;
 use crate::engine::StringEngine;
-use crate::store::{Lookup, Store};
+use crate::lookup::Lookup;
+use crate::store::Store;
 use crate::Error;
 
 pub use lockout::Lockout;

@@ -1,0 +1,202 @@
+//! Where accounting and post-auth records go: group commits of each kind
+//! (many requests, one transaction, each caller released after the
+//! commit), and the direct writes radius-admin makes.
+
+mod radacct;
+mod radpostauth;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::accounting::{self, AcctOutcome, AcctRecord, AcctStatus};
+use crate::commit::{CommitError, GroupCommit};
+use crate::postauth::PostAuthRecord;
+use crate::store::{make_pool, Inner, Store};
+use crate::Error;
+
+pub(crate) use radacct::AcctBatch;
+pub(crate) use radpostauth::PostAuthBatch;
+
+/// Most records one commit carries.
+const BATCH_MAX: usize = 256;
+/// Records waiting for a commit at most; beyond, callers fail at once.
+const QUEUE_MAX: usize = 8192;
+/// Commits of one kind under way at once: one can execute while the other
+/// waits for its WAL flush.
+const WRITERS: usize = 1;
+
+/// One writer's connection and the single-threaded runtime that drives it.
+/// A leader takes a slot for its commit, so the runtime is only ever run by
+/// the thread that is waiting for it: no I/O thread is woken.
+struct Slot {
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl Drop for Slot {
+    /// Without blocking: a Store may be dropped inside an async context.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The group commit of batch kind `B`: [`WRITERS`] slots, each its own
+/// connection and runtime, taken by whichever caller leads a commit.
+pub(crate) fn group_commit<B: Batch>(inner: &Arc<Inner>) -> Result<GroupCommit<B::R, B::T>, Error> {
+    let mut slots = Vec::with_capacity(WRITERS);
+    for _ in 0..WRITERS {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Pool(format!("writer runtime: {e}")))?;
+        let pool = make_pool(&inner.pg, 1, inner.query_timeout, inner.connect_timeout)?;
+        slots.push(Slot { rt: Some(rt), pool });
+    }
+    let slots = std::sync::Mutex::new(slots);
+    let inner = Arc::clone(inner);
+    Ok(GroupCommit::new(
+        WRITERS,
+        BATCH_MAX,
+        QUEUE_MAX,
+        move |recs: &[&B::R]| {
+            // At most WRITERS leaders at once, so a slot is always free.
+            let slot = slots.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let Some(slot) = slot.filter(|s| s.rt.is_some()) else {
+                return all_failed(recs.len(), "no free writer slot");
+            };
+            // A panic must not take the slot, or the callers, with it.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let rt = slot.rt.as_ref().expect("checked above");
+                rt.block_on(B::write(&inner, &slot.pool, recs.to_vec()))
+            }))
+            .unwrap_or_else(|_| all_failed(recs.len(), "the writer panicked"));
+            slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+            out
+        },
+    ))
+}
+
+fn all_failed<T>(n: usize, why: &str) -> Vec<Result<T, String>> {
+    (0..n).map(|_| Err(why.to_string())).collect()
+}
+
+impl Store {
+    /// How many accounting batches failed as a whole and were written one
+    /// record at a time instead (a record the database refused, a lost
+    /// connection).
+    pub fn accounting_fallbacks(&self) -> u64 {
+        self.inner
+            .acct_fallbacks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Group commits made so far and the records they carried: post-auth,
+    /// then accounting; (0, 0) before [`Store::start_background`].
+    pub fn commit_totals(&self) -> [(u64, u64); 2] {
+        [
+            self.postauth_gc.as_ref().map_or((0, 0), |g| g.totals()),
+            self.acct_gc.as_ref().map_or((0, 0), |g| g.totals()),
+        ]
+    }
+
+    /// Commits `record` with the next group commit of its kind, on this
+    /// thread (which must not be running an async runtime): returns only
+    /// after the commit, or fails within `query_timeout` unwritten.
+    fn commit<R, T>(
+        &self,
+        gc: &Option<GroupCommit<R, T>>,
+        record: R,
+        what: &'static str,
+    ) -> Result<T, Error> {
+        let gc = gc
+            .as_ref()
+            .ok_or_else(|| Error::Write(format!("{what}: group commit not started")))?;
+        let wait = self.inner.query_timeout;
+        gc.submit(record, wait).map_err(|e| match e {
+            CommitError::Full => {
+                Error::Write(format!("{what}: {QUEUE_MAX} records already queued"))
+            }
+            CommitError::Timeout => Error::Timeout(wait, what),
+            CommitError::Failed(m) => Error::Write(m),
+        })
+    }
+
+    /// Writes one accounting request with the next group commit (see
+    /// [`Store::start_background`]); blocks this thread until it is
+    /// committed.
+    pub fn commit_accounting(
+        &self,
+        status: AcctStatus,
+        rec: AcctRecord,
+    ) -> Result<AcctOutcome, Error> {
+        if !accounting::stores(status) {
+            return Ok(AcctOutcome::Unchanged);
+        }
+        self.commit(&self.acct_gc, (status, rec), "accounting")
+    }
+
+    /// Writes one radpostauth row with the next group commit; blocks this
+    /// thread until it is committed.
+    pub fn commit_postauth(&self, rec: PostAuthRecord) -> Result<(), Error> {
+        self.commit(&self.postauth_gc, rec, "post-auth")
+    }
+}
+
+impl Store {
+    /// Writes one accounting request in its own transaction.
+    pub async fn write_accounting(
+        &self,
+        status: AcctStatus,
+        rec: &AcctRecord,
+    ) -> Result<AcctOutcome, Error> {
+        if !accounting::stores(status) {
+            return Ok(AcctOutcome::Unchanged);
+        }
+        self.inner
+            .write_accounting(&self.inner.pool, status, rec)
+            .await
+    }
+
+    /// Writes `recs` as a group commit's leader writes the batch it took
+    /// from the queue (with the same result as writing them one after the
+    /// other): one result per record.
+    pub async fn write_accounting_batch(
+        &self,
+        recs: &[(AcctStatus, AcctRecord)],
+    ) -> Vec<Result<AcctOutcome, Error>> {
+        AcctBatch::write(&self.inner, &self.inner.pool, recs.iter().collect())
+            .await
+            .into_iter()
+            .map(|r| r.map_err(Error::Write))
+            .collect()
+    }
+
+    /// Writes one radpostauth row.
+    pub async fn write_postauth(&self, rec: &PostAuthRecord) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner
+            .deadline("post-auth", async {
+                inner
+                    .insert_postauth(&inner.pool, &[rec])
+                    .await
+                    .map_err(Error::Write)
+            })
+            .await
+    }
+}
+
+/// One kind of group-committed record.
+pub(crate) trait Batch: Send + Sync + 'static {
+    type R: Send + Sync + 'static;
+    type T: Send + 'static;
+    /// Writes `recs` in as few commits as possible; one result per record.
+    fn write<'a>(
+        inner: &'a Inner,
+        pool: &'a Pool,
+        recs: Vec<&'a Self::R>,
+    ) -> impl Future<Output = Vec<Result<Self::T, String>>> + 'a;
+}
