@@ -376,6 +376,30 @@ mod tests {
     }
 
     #[test]
+    fn login_policy_items() {
+        let d = ModuleConfig::from_items([("dsn", "host=h")]).unwrap();
+        assert_eq!(d.lockout_attempts, 5);
+        assert_eq!(d.lockout_period, Some(Duration::from_secs(300)));
+        assert!(d.slow_hash_concurrency >= 1, "0 means the number of CPUs");
+        assert!(d.store_nt_hash);
+        let c = ModuleConfig::from_items([
+            ("dsn", "host=h"),
+            ("lockout_attempts", "0"),
+            ("lockout_period", "0"),
+            ("slow_hash_concurrency", "3"),
+            ("store_nt_hash", "no"),
+        ])
+        .unwrap();
+        assert_eq!(c.lockout_attempts, 0);
+        assert_eq!(c.lockout_period, None, "0: until an administrator unlocks");
+        assert_eq!(c.slow_hash_concurrency, 3);
+        assert!(!c.store_nt_hash);
+        let e =
+            ModuleConfig::from_items([("dsn", "host=h"), ("lockout_period", "-1")]).unwrap_err();
+        assert_eq!(e.item, "lockout_period");
+    }
+
+    #[test]
     fn passwords_are_redacted() {
         assert_eq!(
             redact_dsn("host=a password=secret user=b"),
