@@ -66,6 +66,62 @@ pub struct AcctRecord {
     pub delegated_ipv6_prefix: String,
 }
 
+/// Every text field of `$rec`, a `&AcctRecord` or a `&mut AcctRecord`, in
+/// the statements' order. Destructured without `..`, so that a field added
+/// to the record cannot be left out.
+macro_rules! text_fields {
+    ($rec:expr) => {{
+        let AcctRecord {
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            event_time: _,
+            session_time: _,
+            authentic,
+            connect_info,
+            input_octets: _,
+            input_gigawords: _,
+            output_octets: _,
+            output_gigawords: _,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        } = $rec;
+        [
+            session_id,
+            unique_id,
+            username,
+            realm,
+            nas_ip,
+            nas_port_id,
+            nas_port_type,
+            authentic,
+            connect_info,
+            called_station_id,
+            calling_station_id,
+            terminate_cause,
+            service_type,
+            framed_protocol,
+            framed_ip_address,
+            framed_ipv6_address,
+            framed_ipv6_prefix,
+            framed_interface_id,
+            delegated_ipv6_prefix,
+        ]
+    }};
+}
+
 impl AcctRecord {
     /// Gigawords folded into the 64-bit counter, as the stock queries do.
     pub fn input_total(&self) -> i64 {
@@ -96,109 +152,12 @@ impl AcctRecord {
         self
     }
 
-    /// Every text field. Destructured without `..`, so that a field added
-    /// to the record cannot be left out here.
     fn text_fields(&self) -> [&String; 19] {
-        let AcctRecord {
-            session_id,
-            unique_id,
-            username,
-            realm,
-            nas_ip,
-            nas_port_id,
-            nas_port_type,
-            event_time: _,
-            session_time: _,
-            authentic,
-            connect_info,
-            input_octets: _,
-            input_gigawords: _,
-            output_octets: _,
-            output_gigawords: _,
-            called_station_id,
-            calling_station_id,
-            terminate_cause,
-            service_type,
-            framed_protocol,
-            framed_ip_address,
-            framed_ipv6_address,
-            framed_ipv6_prefix,
-            framed_interface_id,
-            delegated_ipv6_prefix,
-        } = self;
-        [
-            session_id,
-            unique_id,
-            username,
-            realm,
-            nas_ip,
-            nas_port_id,
-            nas_port_type,
-            authentic,
-            connect_info,
-            called_station_id,
-            calling_station_id,
-            terminate_cause,
-            service_type,
-            framed_protocol,
-            framed_ip_address,
-            framed_ipv6_address,
-            framed_ipv6_prefix,
-            framed_interface_id,
-            delegated_ipv6_prefix,
-        ]
+        text_fields!(self)
     }
 
-    /// [`AcctRecord::text_fields`], to change them.
     fn text_fields_mut(&mut self) -> [&mut String; 19] {
-        let AcctRecord {
-            session_id,
-            unique_id,
-            username,
-            realm,
-            nas_ip,
-            nas_port_id,
-            nas_port_type,
-            event_time: _,
-            session_time: _,
-            authentic,
-            connect_info,
-            input_octets: _,
-            input_gigawords: _,
-            output_octets: _,
-            output_gigawords: _,
-            called_station_id,
-            calling_station_id,
-            terminate_cause,
-            service_type,
-            framed_protocol,
-            framed_ip_address,
-            framed_ipv6_address,
-            framed_ipv6_prefix,
-            framed_interface_id,
-            delegated_ipv6_prefix,
-        } = self;
-        [
-            session_id,
-            unique_id,
-            username,
-            realm,
-            nas_ip,
-            nas_port_id,
-            nas_port_type,
-            authentic,
-            connect_info,
-            called_station_id,
-            calling_station_id,
-            terminate_cause,
-            service_type,
-            framed_protocol,
-            framed_ip_address,
-            framed_ipv6_address,
-            framed_ipv6_prefix,
-            framed_interface_id,
-            delegated_ipv6_prefix,
-        ]
+        text_fields!(self)
     }
 }
 

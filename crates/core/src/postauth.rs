@@ -78,13 +78,11 @@ pub struct PostAuthRecord {
     pub authdate: f64,
 }
 
-impl PostAuthRecord {
-    /// This record with every text field made storable by
-    /// [`storable_text`]; borrowed when nothing needed it. The writers
-    /// apply it to every record, so no caller can forget it. Both this and
-    /// [`PostAuthRecord::into_storable`] destructure the record without
-    /// `..`: a text field added to it cannot be left out.
-    pub fn storable(&self) -> Cow<'_, PostAuthRecord> {
+/// The text fields of `$rec`, a `&PostAuthRecord` or a
+/// `&mut PostAuthRecord` (None for an absent optional one). Destructured
+/// without `..`: a text field added to the record cannot be left out.
+macro_rules! text_fields {
+    ($rec:expr) => {{
         let PostAuthRecord {
             username,
             pass,
@@ -92,14 +90,23 @@ impl PostAuthRecord {
             called_station_id,
             calling_station_id,
             authdate: _,
-        } = self;
-        let texts = [
+        } = $rec;
+        [
             Some(username),
-            pass.as_ref(),
+            Option::from(pass),
             Some(reply),
-            called_station_id.as_ref(),
-            calling_station_id.as_ref(),
-        ];
+            Option::from(called_station_id),
+            Option::from(calling_station_id),
+        ]
+    }};
+}
+
+impl PostAuthRecord {
+    /// This record with every text field made storable by
+    /// [`storable_text`]; borrowed when nothing needed it. The writers
+    /// apply it to every record, so no caller can forget it.
+    pub fn storable(&self) -> Cow<'_, PostAuthRecord> {
+        let texts = text_fields!(self);
         if texts.into_iter().flatten().all(|s| is_storable(s)) {
             return Cow::Borrowed(self);
         }
@@ -108,21 +115,7 @@ impl PostAuthRecord {
 
     /// [`PostAuthRecord::storable`] for a record the caller owns.
     pub fn into_storable(mut self) -> PostAuthRecord {
-        let PostAuthRecord {
-            username,
-            pass,
-            reply,
-            called_station_id,
-            calling_station_id,
-            authdate: _,
-        } = &mut self;
-        let texts = [
-            Some(username),
-            pass.as_mut(),
-            Some(reply),
-            called_station_id.as_mut(),
-            calling_station_id.as_mut(),
-        ];
+        let texts = text_fields!(&mut self);
         for s in texts.into_iter().flatten() {
             make_storable(s);
         }

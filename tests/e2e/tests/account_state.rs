@@ -10,27 +10,6 @@ use std::time::{Duration, Instant};
 use e2e::{admin_cli, e2e_env, rust_only, AdminServer, Radiusd, TestDb};
 use serde_json::{json, Value};
 
-/// radpostauth's `reply` column for `user`, in insertion order, once there
-/// are `n` rows (post-auth rows may land just after the reply).
-fn postauth(db: &TestDb, user: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: Vec<String> = db
-            .query(
-                "SELECT reply FROM radpostauth WHERE username = $1 ORDER BY id",
-                &[&user],
-            )
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if rows.len() >= n || Instant::now() > deadline {
-            assert_eq!(rows.len(), n, "radpostauth rows of {user}: {rows:?}");
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A date relative to today (UTC), as YYYY-MM-DD.
 fn utc_date(db: &TestDb, days: i32) -> String {
     db.scalar(
@@ -148,7 +127,7 @@ fn prefix_batch_users_log_in_through_radiusd_at_once() {
     assert!(rad.pap(u1, pw1).is_accept());
 
     assert_eq!(
-        postauth(&db, u1, 5),
+        db.postauth_replies(u1, 5),
         [
             "Access-Accept",
             "Access-Reject",
@@ -158,7 +137,7 @@ fn prefix_batch_users_log_in_through_radiusd_at_once() {
         ]
     );
     for (user, _) in &creds[1..] {
-        assert_eq!(postauth(&db, user, 1), ["Access-Accept"]);
+        assert_eq!(db.postauth_replies(user, 1), ["Access-Accept"]);
     }
 }
 
@@ -217,7 +196,7 @@ fn expired_batch_users_are_rejected_with_the_right_password() {
             "{user}, batch valid through yesterday, right password:\n{}",
             r.raw
         );
-        assert_eq!(postauth(&db, user, 1), ["Access-Reject"]);
+        assert_eq!(db.postauth_replies(user, 1), ["Access-Reject"]);
         assert_log_count(&rad, &format!("{user}: account expired"), 1);
     }
     // The refusal is the account state, checked at login time: the profile
@@ -269,7 +248,7 @@ fn profile_expiration_is_checked_at_login_time() {
     assert!(r.is_accept(), "{user} after extending:\n{}", r.raw);
 
     assert_eq!(
-        postauth(&db, user, 3),
+        db.postauth_replies(user, 3),
         ["Access-Accept", "Access-Reject", "Access-Accept"]
     );
 }
@@ -337,7 +316,7 @@ fn user_disabled_through_the_api_is_rejected_and_accepted_again_when_enabled() {
     assert!(rad.pap(user, "wrong-password").is_reject());
 
     assert_eq!(
-        postauth(&db, user, 6),
+        db.postauth_replies(user, 6),
         [
             "Access-Accept",
             "Access-Reject",
@@ -398,7 +377,7 @@ fn one_time_radius_token_is_accepted_once() {
     assert!(r.is_accept(), "the password after the tokens:\n{}", r.raw);
 
     assert_eq!(
-        postauth(&db, user, 5),
+        db.postauth_replies(user, 5),
         [
             "Access-Accept",
             "Access-Accept",
@@ -407,7 +386,7 @@ fn one_time_radius_token_is_accepted_once() {
             "Access-Accept"
         ]
     );
-    assert_eq!(postauth(&db, other, 1), ["Access-Reject"]);
+    assert_eq!(db.postauth_replies(other, 1), ["Access-Reject"]);
     assert_eq!(
         db.count(
             "SELECT count(*) FROM rlm_rust_radius_token t JOIN rlm_rust_user u ON u.id = t.user_id \
@@ -463,7 +442,7 @@ fn stock_only_users_keep_working() {
     assert!(rad.pap("stock", "stock-pw").is_accept());
 
     assert_eq!(
-        postauth(&db, "stock", 7),
+        db.postauth_replies("stock", 7),
         [
             "Access-Accept",
             "Access-Reject",

@@ -10,32 +10,9 @@
 //! itself, so their Argon2id hash is verified by the module (Auth-Type rust
 //! inside the tunnel).
 
-use std::time::{Duration, Instant};
-
 use e2e::eapol::{Eapol, Login, Method, Outcome};
 use e2e::{e2e_env, rust_only, AdminServer, Radiusd, TestDb};
 use serde_json::{json, Value};
-
-/// radpostauth's `reply` column for `user`, in insertion order, once there
-/// are `n` rows (post-auth rows may land just after the reply).
-fn postauth(db: &TestDb, user: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let rows: Vec<String> = db
-            .query(
-                "SELECT reply FROM radpostauth WHERE username = $1 ORDER BY id",
-                &[&user],
-            )
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        if rows.len() >= n || Instant::now() > deadline {
-            assert_eq!(rows.len(), n, "radpostauth rows of {user}: {rows:?}");
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn assert_accepted(o: &Outcome, what: &str, rad: &Radiusd) {
     let hint = if o.method == Method::PeapMschapv2 {
@@ -90,8 +67,8 @@ fn stock_user(method: Method, tag: &str) {
     assert_accepted(&ok, "alice with her password", &rad);
     // The outer request's post-auth wrote the accept under the outer name,
     // the inner tunnel's under the user's own.
-    assert_eq!(postauth(&db, outer, 1), ["Access-Accept"]);
-    assert_eq!(postauth(&db, "alice", 1), ["Access-Accept"]);
+    assert_eq!(db.postauth_replies(outer, 1), ["Access-Accept"]);
+    assert_eq!(db.postauth_replies("alice", 1), ["Access-Accept"]);
 
     for (pw, why) in [
         ("wrong-pw", "a wrong password"),
@@ -104,7 +81,7 @@ fn stock_user(method: Method, tag: &str) {
     // Inner failures are logged under the inner name: what a lockout
     // policy counts.
     assert_eq!(
-        postauth(&db, "alice", 4),
+        db.postauth_replies("alice", 4),
         [
             "Access-Accept",
             "Access-Reject",
@@ -112,7 +89,7 @@ fn stock_user(method: Method, tag: &str) {
             "Access-Reject"
         ]
     );
-    assert_eq!(postauth(&db, outer, 4)[1..], ["Access-Reject"; 3]);
+    assert_eq!(db.postauth_replies(outer, 4)[1..], ["Access-Reject"; 3]);
 
     let unknown = eapol.login(
         &rad,
