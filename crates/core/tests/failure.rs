@@ -519,9 +519,6 @@ async fn a_stalled_database_fails_every_door_within_query_timeout_then_serves_ag
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "defect: a group commit's writer hands out its connection after the server or the network \
-            closed it (RecyclingMethod::Fast, and the writer's runtime only runs during a commit), \
-            so the first post-auth and accounting commits after a reset or a PostgreSQL restart fail"]
 async fn after_connections_are_cut_every_door_works_at_once() {
     let db = TestDb::new("fail_reset").await;
     let tokens = seed_users(&db).await;

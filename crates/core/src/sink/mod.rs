@@ -33,7 +33,19 @@ const WRITERS: usize = 1;
 struct Slot {
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// When this slot last committed (see [`IDLE_CHECK`]).
+    last_used: std::time::Instant,
+    /// Its last batch failed: the connection may be the reason.
+    suspect: bool,
 }
+
+/// A writer connection idle for longer, or whose last batch failed, is
+/// checked (one empty query) before it carries a batch. Its runtime runs only while a commit is led, so a
+/// close by the server (a restart, a fail-over) or the network since the
+/// last commit goes unnoticed, and the pool would hand out the dead
+/// connection: the batch would fail. Under load commits follow each other
+/// and pay nothing.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Drop for Slot {
     /// Without blocking: a Store may be dropped inside an async context.
@@ -54,7 +66,12 @@ pub(crate) fn group_commit<B: Batch>(inner: &Arc<Inner>) -> Result<GroupCommit<B
             .build()
             .map_err(|e| Error::Pool(format!("writer runtime: {e}")))?;
         let pool = make_pool(&inner.pg, 1, inner.query_timeout, inner.connect_timeout)?;
-        slots.push(Slot { rt: Some(rt), pool });
+        slots.push(Slot {
+            rt: Some(rt),
+            pool,
+            last_used: std::time::Instant::now(),
+            suspect: false,
+        });
     }
     let slots = std::sync::Mutex::new(slots);
     let inner = Arc::clone(inner);
@@ -65,19 +82,82 @@ pub(crate) fn group_commit<B: Batch>(inner: &Arc<Inner>) -> Result<GroupCommit<B
         move |recs: &[&B::R]| {
             // At most WRITERS leaders at once, so a slot is always free.
             let slot = slots.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let Some(slot) = slot.filter(|s| s.rt.is_some()) else {
+            let Some(mut slot) = slot.filter(|s| s.rt.is_some()) else {
                 return all_failed(recs.len(), "no free writer slot");
             };
+            let check = slot.suspect || slot.last_used.elapsed() > IDLE_CHECK;
             // A panic must not take the slot, or the callers, with it.
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let rt = slot.rt.as_ref().expect("checked above");
-                rt.block_on(B::write(&inner, &slot.pool, recs.to_vec()))
+                rt.block_on(async {
+                    if check {
+                        check_connection(&inner, &slot.pool, inner.query_timeout).await;
+                    }
+                    let mut out = B::write(&inner, &slot.pool, recs.to_vec()).await;
+                    // A connection the server closed (a restart, a
+                    // terminated backend) fails the batch at once: like
+                    // rlm_sql, reconnect and try what failed once more.
+                    // Not when it does not answer: that is a stall, and the
+                    // leader must not wait for it twice.
+                    if out.iter().any(|r| r.is_err())
+                        && matches!(
+                            check_connection(&inner, &slot.pool, CLOSED_CHECK).await,
+                            Connection::Closed | Connection::Replaced
+                        )
+                    {
+                        let failed: Vec<usize> =
+                            (0..out.len()).filter(|&i| out[i].is_err()).collect();
+                        let again = failed.iter().map(|&i| recs[i]).collect();
+                        let redone = B::write(&inner, &slot.pool, again).await;
+                        for (i, r) in failed.into_iter().zip(redone) {
+                            out[i] = r;
+                        }
+                    }
+                    out
+                })
             }))
             .unwrap_or_else(|_| all_failed(recs.len(), "the writer panicked"));
+            slot.last_used = std::time::Instant::now();
+            slot.suspect = out.iter().any(|r| r.is_err());
             slots.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
             out
         },
     ))
+}
+
+/// How long a writer connection whose batch just failed has to answer an
+/// empty query before it is taken for stalled rather than closed.
+const CLOSED_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    Alive,
+    /// The pool had noticed the old one closed and made a new one.
+    Replaced,
+    /// It answered with an error: closed by the server or the network.
+    Closed,
+    /// No answer within the wait (or none to be had from the pool).
+    Silent,
+}
+
+/// Runs an empty query on the idle connection of a writer's `pool`; takes
+/// the connection out of the pool unless it answered, so that the next
+/// batch gets a new one.
+async fn check_connection(inner: &Inner, pool: &Pool, wait: std::time::Duration) -> Connection {
+    let Ok(Ok(client)) = tokio::time::timeout(inner.query_timeout, pool.get()).await else {
+        return Connection::Silent;
+    };
+    let fresh = deadpool_postgres::Object::metrics(&client).recycle_count == 0;
+    let state = match tokio::time::timeout(wait, client.simple_query("")).await {
+        Ok(Ok(_)) if fresh => Connection::Replaced,
+        Ok(Ok(_)) => Connection::Alive,
+        Ok(Err(_)) => Connection::Closed,
+        Err(_) => Connection::Silent,
+    };
+    if matches!(state, Connection::Closed | Connection::Silent) {
+        drop(deadpool_postgres::Object::take(client));
+    }
+    state
 }
 
 fn all_failed<T>(n: usize, why: &str) -> Vec<Result<T, String>> {
