@@ -78,10 +78,21 @@ impl Op {
         }
     }
 
-    /// Parses the `op` column. Surrounding blanks are ignored, as FreeRADIUS'
-    /// tokenizer does.
+    /// Parses the `op` column as rlm_sql 3.2 does (`sql.c` hands it to
+    /// FreeRADIUS' `gettoken()`): leading blanks are skipped, the first
+    /// token of `fr_tokens` the text starts with is taken, in that table's
+    /// order, and whatever follows it is ignored (`=>` is `=`). Only
+    /// assignment and comparison operators are accepted.
     pub fn parse(s: &str) -> Option<Op> {
-        Op::exact(s).or_else(|| Op::exact(s.trim()))
+        if let Some(op) = Op::exact(s) {
+            return Some(op);
+        }
+        // C's isspace(), which gettoken() skips.
+        let rest = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+        TOKENS
+            .iter()
+            .find(|(token, _)| rest.starts_with(token))
+            .and_then(|(_, op)| *op)
     }
 
     /// The operator spelled exactly `s`. Cached rows are parsed again on
@@ -107,6 +118,35 @@ impl Op {
         })
     }
 }
+
+/// FreeRADIUS 3.2's `fr_tokens` (src/lib/token.c), in its order, which
+/// decides which token a text starting with several of them is: the
+/// operators rlm_sql accepts, and the other tokens it refuses.
+const TOKENS: [(&str, Option<Op>); 23] = [
+    ("=~", Some(Op::RegEq)),
+    ("!~", Some(Op::RegNe)),
+    ("{", None),
+    ("}", None),
+    ("(", None),
+    (")", None),
+    (",", None),
+    ("++", None),
+    ("+=", Some(Op::Add)),
+    ("-=", Some(Op::Sub)),
+    (":=", Some(Op::Set)),
+    ("=*", Some(Op::CmpTrue)),
+    ("!*", Some(Op::CmpFalse)),
+    ("==", Some(Op::CmpEq)),
+    ("^=", Some(Op::Prepend)),
+    ("=", Some(Op::Eq)),
+    ("!=", Some(Op::Ne)),
+    (">=", Some(Op::Ge)),
+    (">", Some(Op::Gt)),
+    ("<=", Some(Op::Le)),
+    ("<", Some(Op::Lt)),
+    ("#", None),
+    (";", None),
+];
 
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,18 +190,16 @@ impl AttrRow {
         }
     }
 
-    /// The operator as rlm_sql reads it: empty means `==`.
+    /// The operator as rlm_sql reads it: an empty (or NULL) column means
+    /// `==`; a blank one is no operator at all, an error.
     pub fn op(&self) -> Result<Op, RowProblem> {
         if self.attribute.is_empty() {
             return Err(RowProblem::EmptyAttribute);
         }
-        if let Some(op) = Op::parse(&self.op_text) {
-            return Ok(op);
-        }
-        if self.op_text.trim().is_empty() {
+        if self.op_text.is_empty() {
             return Ok(Op::CmpEq);
         }
-        Err(RowProblem::BadOp(self.op_text.clone()))
+        Op::parse(&self.op_text).ok_or_else(|| RowProblem::BadOp(self.op_text.clone()))
     }
 
     /// The value as rlm_sql hands it to FreeRADIUS: a value entirely
@@ -233,18 +271,33 @@ mod tests {
             assert_eq!(Op::parse(op.as_str()), Some(op));
         }
         assert_eq!(Op::parse(" := "), Some(Op::Set));
-        assert_eq!(Op::parse("=>"), None);
+        assert_eq!(Op::parse("=>"), Some(Op::Eq), "gettoken() reads its first token");
+        assert_eq!(Op::parse("=<"), Some(Op::Eq));
+        assert_eq!(Op::parse("?="), None);
     }
 
     #[test]
     fn empty_op_is_cmp_eq_and_bad_op_is_an_error() {
+        // As rlm_sql 3.2.1's sql.c and gettoken(): empty is `==`, blank is
+        // no token (an error), the first token the text starts with wins
+        // and the rest is ignored.
         assert_eq!(AttrRow::new("A", "", "v").op(), Ok(Op::CmpEq));
-        assert_eq!(AttrRow::new("A", " \t", "v").op(), Ok(Op::CmpEq));
-        assert_eq!(AttrRow::new("A", " += ", "v").op(), Ok(Op::Add));
         assert_eq!(
-            AttrRow::new("A", "=>", "v").op(),
-            Err(RowProblem::BadOp("=>".into()))
+            AttrRow::new("A", " \t", "v").op(),
+            Err(RowProblem::BadOp(" \t".into()))
         );
+        assert_eq!(AttrRow::new("A", " += ", "v").op(), Ok(Op::Add));
+        assert_eq!(AttrRow::new("A", "=>", "v").op(), Ok(Op::Eq));
+        assert_eq!(AttrRow::new("A", "==x", "v").op(), Ok(Op::CmpEq));
+        assert_eq!(AttrRow::new("A", "=~=", "v").op(), Ok(Op::RegEq));
+        assert_eq!(AttrRow::new("A", "\x0b!*", "v").op(), Ok(Op::CmpFalse));
+        for bad in ["++", "{", "#", ";", "x=", "?", "~="] {
+            assert_eq!(
+                AttrRow::new("A", bad, "v").op(),
+                Err(RowProblem::BadOp(bad.into())),
+                "{bad}"
+            );
+        }
         assert_eq!(
             AttrRow::new("", ":=", "v").op(),
             Err(RowProblem::EmptyAttribute)

@@ -451,7 +451,7 @@ mod tests {
     #[test]
     fn bad_row_fails_the_request() {
         let user = UserData {
-            check: vec![row("Cleartext-Password", "=>", "pw")],
+            check: vec![row("Cleartext-Password", "??", "pw")],
             ..Default::default()
         };
         let mut e = Strings::default();
