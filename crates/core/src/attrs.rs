@@ -95,9 +95,11 @@ impl Op {
             .and_then(|(_, op)| *op)
     }
 
-    /// The operator spelled exactly `s`. Cached rows are parsed again on
-    /// every request, so this is a `match`, not a search.
-    fn exact(s: &str) -> Option<Op> {
+    /// The operator spelled exactly `s`: what an API should accept when it
+    /// writes a row (`<>` must not become `<`, as [`Op::parse`] would read
+    /// it). Cached rows are parsed again on every request, so this is a
+    /// `match`, not a search.
+    pub fn exact(s: &str) -> Option<Op> {
         Some(match s {
             "=" => Op::Eq,
             ":=" => Op::Set,
@@ -271,7 +273,11 @@ mod tests {
             assert_eq!(Op::parse(op.as_str()), Some(op));
         }
         assert_eq!(Op::parse(" := "), Some(Op::Set));
-        assert_eq!(Op::parse("=>"), Some(Op::Eq), "gettoken() reads its first token");
+        assert_eq!(
+            Op::parse("=>"),
+            Some(Op::Eq),
+            "gettoken() reads its first token"
+        );
         assert_eq!(Op::parse("=<"), Some(Op::Eq));
         assert_eq!(Op::parse("?="), None);
     }
