@@ -277,31 +277,85 @@ fn parse_bool(item: &str, v: Option<&str>) -> Result<bool, ConfigError> {
     }
 }
 
-/// Hides `password=...` in a libpq string and the password of a URL.
+/// Hides the password of a connection string, in every form libpq takes:
+/// `password=x`, `password = x`, `password='a b'` (quoted, with backslash
+/// escapes), a URL's `user:x@` and its `?password=x` parameter.
 pub fn redact_dsn(dsn: &str) -> String {
-    if let Some(rest) = dsn
-        .strip_prefix("postgresql://")
-        .or_else(|| dsn.strip_prefix("postgres://"))
-    {
-        let scheme = &dsn[..dsn.len() - rest.len()];
-        if let Some(at) = rest.find('@') {
-            let (userinfo, host) = rest.split_at(at);
-            if let Some(colon) = userinfo.find(':') {
-                return format!("{scheme}{}:***{host}", &userinfo[..colon]);
+    if dsn.starts_with("postgresql://") || dsn.starts_with("postgres://") {
+        return redact_url(dsn);
+    }
+    let mut out = String::with_capacity(dsn.len());
+    let mut rest = dsn;
+    loop {
+        let blanks = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..blanks]);
+        rest = &rest[blanks..];
+        if rest.is_empty() {
+            return out;
+        }
+        // key, blanks, '=', blanks, value (quoted or up to a blank)
+        let key_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        let after_key = &rest[key_end..];
+        let Some(eq) = after_key.trim_start().strip_prefix('=') else {
+            // Not key=value: libpq refuses it; nothing secret to find.
+            out.push_str(rest);
+            return out;
+        };
+        let value = eq.trim_start();
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut escaped = false;
+            let close = quoted.char_indices().find(|&(_, c)| {
+                let end = c == '\'' && !escaped;
+                escaped = c == '\\' && !escaped;
+                end
+            });
+            close.map_or(value.len(), |(i, _)| i + 2)
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        let head = &rest[..rest.len() - value.len()];
+        out.push_str(head);
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str("***");
+        } else {
+            out.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+}
+
+fn redact_url(dsn: &str) -> String {
+    let scheme_end = dsn.find("://").map_or(0, |i| i + 3);
+    let (scheme, rest) = dsn.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            match userinfo.find(':') {
+                Some(colon) => format!("{}:***{host}", &userinfo[..colon]),
+                None => authority.to_string(),
             }
         }
-        return dsn.to_string();
-    }
-    dsn.split_whitespace()
-        .map(|kv| {
-            if kv.to_ascii_lowercase().starts_with("password=") {
-                "password=***".to_string()
-            } else {
-                kv.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -410,5 +464,24 @@ mod tests {
             "postgresql://u:***@h/db"
         );
         assert_eq!(redact_dsn("postgresql://u@h/db"), "postgresql://u@h/db");
+        // Every spelling libpq takes (issue 14: these were logged in clear).
+        assert_eq!(
+            redact_dsn("host=a password = secret user=b"),
+            "host=a password = *** user=b"
+        );
+        assert_eq!(
+            redact_dsn("password='a b\\' c' dbname=d"),
+            "password=*** dbname=d"
+        );
+        assert_eq!(redact_dsn("PASSWORD=x"), "PASSWORD=***");
+        assert_eq!(
+            redact_dsn("postgresql://u@h/db?sslmode=require&password=secret"),
+            "postgresql://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_dsn("postgres://u:p%40ss@h:5432/db?password=x"),
+            "postgres://u:***@h:5432/db?password=***"
+        );
+        assert_eq!(redact_dsn("host=a dbname=b"), "host=a dbname=b");
     }
 }
