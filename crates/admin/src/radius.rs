@@ -287,8 +287,27 @@ pub fn paging(q: &mut Input, default: i64) -> ApiResult<(i64, i64)> {
     Ok((page, size))
 }
 
+/// `path` with the client's query parameters that select data and
+/// `paging` instead of the client's own paging: never its `token`, so a
+/// credential sent in the URL is not copied into links (which land in
+/// logs, browser histories and other users' hands).
+pub fn page_url<const N: usize>(
+    path: &str,
+    raw_query: Option<&str>,
+    paging: [(&str, i64); N],
+) -> String {
+    let mut q: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw_query.unwrap_or("")).unwrap_or_default();
+    q.retain(|(k, _)| k != "token" && !paging.iter().any(|(p, _)| p == k));
+    q.extend(paging.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    format!(
+        "{path}?{}",
+        serde_urlencoded::to_string(q).unwrap_or_default()
+    )
+}
+
 /// RFC 8288 Link header with relative references (correct behind any
-/// proxy), keeping the client's other parameters.
+/// proxy), keeping the client's other parameters (see [`page_url`]).
 pub fn link_header(
     path: &str,
     raw_query: Option<&str>,
@@ -297,18 +316,7 @@ pub fn link_header(
     total: i64,
 ) -> Option<String> {
     let last = ((total + size - 1) / size).max(1);
-    let mut base: Vec<(String, String)> =
-        serde_urlencoded::from_str(raw_query.unwrap_or("")).unwrap_or_default();
-    base.retain(|(k, _)| k != "page" && k != "page_size");
-    let url = |p: i64| {
-        let mut q = base.clone();
-        q.push(("page".into(), p.to_string()));
-        q.push(("page_size".into(), size.to_string()));
-        format!(
-            "{path}?{}",
-            serde_urlencoded::to_string(q).unwrap_or_default()
-        )
-    };
+    let url = |p: i64| page_url(path, raw_query, [("page", p), ("page_size", size)]);
     let mut links = vec![
         format!("<{}>; rel=\"first\"", url(1)),
         format!("<{}>; rel=\"last\"", url(last)),
@@ -431,9 +439,10 @@ mod tests {
     fn link_header_pages() {
         let l = link_header("/a/", Some("username=x&page=2&token=t"), 2, 10, 35).unwrap();
         assert!(
-            l.contains("</a/?username=x&token=t&page=3&page_size=10>; rel=\"next\""),
+            l.contains("</a/?username=x&page=3&page_size=10>; rel=\"next\""),
             "{l}"
         );
+        assert!(!l.contains("token"), "a credential is never echoed: {l}");
         assert!(l.contains("page=1&page_size=10>; rel=\"prev\""), "{l}");
         assert!(l.contains("page=4&page_size=10>; rel=\"last\""), "{l}");
         let l = link_header("/a/", None, 1, 10, 5).unwrap();

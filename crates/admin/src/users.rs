@@ -640,15 +640,10 @@ pub async fn list(
         )
         .await?;
     let page_url = |off: i64| {
-        let mut pairs: Vec<(String, String)> =
-            serde_urlencoded::from_str(raw.as_deref().unwrap_or("")).unwrap_or_default();
-        pairs.retain(|(k, _)| k != "offset" && k != "limit");
-        pairs.push(("limit".into(), limit.to_string()));
-        pairs.push(("offset".into(), off.to_string()));
-        format!(
-            "{}?{}",
+        crate::radius::page_url(
             uri.path(),
-            serde_urlencoded::to_string(pairs).unwrap_or_default()
+            raw.as_deref(),
+            [("limit", limit), ("offset", off)],
         )
     };
     let next = (offset + limit < total).then(|| page_url(offset + limit));
