@@ -48,9 +48,26 @@ fn good_config_passes_and_keeps_the_dsn_password_out_of_the_log() {
         .start();
     db.user("alice", "pw");
     assert!(rad.pap("alice", "pw").is_accept());
+    let log = rad.log();
     assert!(
-        !rad.log().contains("s3cret-do-not-log"),
-        "DSN password in the log:\n{}",
-        rad.log()
+        !log.contains("s3cret-do-not-log"),
+        "DSN password in the log:\n{log}"
     );
+    // The start line names the database with the password masked: the test
+    // must not pass because the line (or the log) is missing.
+    let masked = format!("database {} password=***, pool_size", db.dsn);
+    let start_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("rlm_rust (") && l.contains(", database "))
+        .collect();
+    assert!(
+        !start_lines.is_empty(),
+        "no rlm_rust start line naming the database in the log:\n{log}"
+    );
+    for line in &start_lines {
+        assert!(
+            line.contains(&masked),
+            "start line without `{masked}`:\n{line}"
+        );
+    }
 }
