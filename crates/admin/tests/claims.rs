@@ -84,6 +84,8 @@ struct Served {
     child: Child,
     base: String,
     log: PathBuf,
+    /// Holds the log; removed on drop unless the test is failing.
+    dir: PathBuf,
 }
 
 impl Served {
@@ -101,6 +103,8 @@ impl Served {
                 })
                 .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
                 .expect("a free port");
+            // (A failed attempt's drop removed it.)
+            std::fs::create_dir_all(&dir).unwrap();
             let log = dir.join(format!("serve-{attempt}.log"));
             let file = std::fs::File::create(&log).unwrap();
             let child = command(ctx)
@@ -115,6 +119,7 @@ impl Served {
                 child,
                 base: format!("http://127.0.0.1:{port}"),
                 log,
+                dir: dir.clone(),
             };
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
@@ -154,6 +159,9 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
