@@ -1,7 +1,8 @@
 //! API tokens: `Authorization: Bearer <token>` (recommended) or
 //! `?token=<token>`. Only SHA-256 digests are stored (tokens are 192-bit
-//! random values, so a slow hash would add nothing); every stored digest is
-//! compared in constant time, without stopping at the first match.
+//! random values, so a slow hash would add nothing), compared in constant
+//! time. A token is checked against the digests held in memory first, so
+//! bogus tokens cost no query each; a known one is confirmed by its row.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -49,22 +50,67 @@ fn presented_token(req: &Request) -> ApiResult<Option<String>> {
 
 async fn is_valid(st: &SharedState, token: &str) -> ApiResult<bool> {
     let digest = hash_token(token);
-    let mut ok = subtle::Choice::from(0u8);
     if let Some(b) = &st.bootstrap_hash {
-        ok |= b.ct_eq(&digest);
+        if bool::from(b.ct_eq(&digest)) {
+            return Ok(true);
+        }
     }
+    if !st.api_tokens.may_be_valid(&st.db, &digest).await? {
+        return Ok(false);
+    }
+    // Confirmed by its row, so a revocation counts at once.
     let client = st.db.get().await?;
-    let rows = client
-        .query(
-            "SELECT token_hash FROM rlm_rust_api_token WHERE revoked_at IS NULL",
-            &[],
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM rlm_rust_api_token WHERE token_hash = $1 AND revoked_at IS NULL",
+            &[&digest.as_slice()],
         )
         .await?;
-    for r in rows {
-        let stored: Vec<u8> = r.get(0);
-        ok |= stored.as_slice().ct_eq(&digest);
+    Ok(row.is_some())
+}
+
+/// How often, at most, the set of API token digests is read again for a
+/// token it does not hold (a token created since).
+pub const TOKEN_SET_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The digests of the unrevoked API tokens, so that a token that is none
+/// of them is refused without a query: a flood of bogus tokens costs at
+/// most one read of this set per [`TOKEN_SET_REFRESH`], and cannot take
+/// the pool from legitimate calls.
+#[derive(Default)]
+pub struct TokenSet {
+    state: tokio::sync::Mutex<Option<(std::time::Instant, Vec<[u8; 32]>)>>,
+}
+
+impl TokenSet {
+    /// False when `digest` is surely no valid token; true when it may be
+    /// (the caller confirms it).
+    pub async fn may_be_valid(&self, pool: &Pool, digest: &[u8; 32]) -> ApiResult<bool> {
+        // Held across the read: concurrent requests wait for one query.
+        let mut state = self.state.lock().await;
+        if let Some((at, set)) = state.as_ref() {
+            if set.iter().any(|d| bool::from(d.ct_eq(digest))) {
+                return Ok(true);
+            }
+            if at.elapsed() < TOKEN_SET_REFRESH {
+                return Ok(false);
+            }
+        }
+        let client = pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT token_hash FROM rlm_rust_api_token WHERE revoked_at IS NULL",
+                &[],
+            )
+            .await?;
+        let set: Vec<[u8; 32]> = rows
+            .iter()
+            .filter_map(|r| <[u8; 32]>::try_from(r.get::<_, &[u8]>(0)).ok())
+            .collect();
+        let found = set.iter().any(|d| bool::from(d.ct_eq(digest)));
+        *state = Some((std::time::Instant::now(), set));
+        Ok(found)
     }
-    Ok(bool::from(ok))
 }
 
 #[derive(Debug, serde::Serialize)]

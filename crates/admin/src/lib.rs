@@ -98,6 +98,8 @@ pub struct AppState {
     /// through exactly the code the module runs.
     pub store: radius_core::store::Store,
     pub bootstrap_hash: Option<[u8; 32]>,
+    /// The API tokens' digests, so bogus tokens cost no query.
+    pub api_tokens: auth::TokenSet,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -120,6 +122,7 @@ impl AppState {
             db,
             store,
             bootstrap_hash,
+            api_tokens: auth::TokenSet::default(),
         })
     }
 
