@@ -87,6 +87,30 @@ async fn prefix_batch_users_log_in_and_credentials_print() {
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "application/pdf");
     assert!(r.body.starts_with(b"%PDF-"));
+    // A new password retires the printed one: the batch no longer shows it.
+    let uid: i64 = ctx
+        .db
+        .query_one(
+            "SELECT id FROM rlm_rust_user WHERE username = 'guest04'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let r = ctx
+        .post_json(
+            &format!("/api/v1/radiususers/{uid}/password/"),
+            json!({ "password": "Brand-new-pw-42" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json());
+    let text = String::from_utf8(ctx.get(&format!("{B}{id}/csv/")).await.body).unwrap();
+    assert!(!text.contains("guest04,"), "{text}");
+    assert_eq!(
+        text.lines().count(),
+        12,
+        "the other users' credentials stay"
+    );
     // Same name, or usernames that exist: 400, nothing created.
     let again = json!({ "name": "conference", "strategy": "prefix", "prefix": "other", "number_of_users": 2 });
     ctx.post_json(B, again)
