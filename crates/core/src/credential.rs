@@ -571,6 +571,13 @@ fn check_crypt(stored: &[u8], pw: &[u8]) -> Result<bool, String> {
             "Crypt-Password scheme {s} is only supported inside radiusd"
         ));
     }
+    // DES and BSDi settings are made of crypt's base64 alphabet only, and
+    // pwhash decodes their salt (and BSDi's count) with an unchecked
+    // `c - 0x20` that overflows on a control character. crypt(3)
+    // (libxcrypt) refuses such a setting: a reject, as pap answers.
+    if !stored.starts_with('$') && stored.chars().any(|c| c.is_ascii_control()) {
+        return Ok(false);
+    }
     crypt_work_within_caps(stored)?;
     match pwhash::unix::crypt(pw, stored) {
         Ok(computed) => Ok(ct_eq(computed.as_bytes(), stored.as_bytes())),
@@ -1077,6 +1084,34 @@ mod tests {
             "$sha1$ä$",
         ] {
             assert_eq!(pap("secret", &ctl(&[("Crypt-Password", s)])), Reject, "{s}");
+        }
+    }
+
+    /// Found by fuzz/ (credential_pap): pwhash decodes DES's and BSDi's
+    /// salt and count characters with an unchecked `c - 0x20`, so a control
+    /// character there panicked (attempt to subtract with overflow) where
+    /// overflow checks are on. crypt(3) (libxcrypt) refuses such a setting:
+    /// pap rejects.
+    #[test]
+    fn crypt_setting_with_control_characters_is_a_reject() {
+        for s in [
+            "\x01\x01abcdefghijk",
+            "a\x1fDvUM2MCgdo6",
+            "\0\0\0\0hijklmassgo",
+            "_\x01...saltLXKE4peqNCg",
+            "_J9..\x1faltLXKE4peqNCg",
+        ] {
+            assert_eq!(
+                pap("secret", &ctl(&[("Crypt-Password", s)])),
+                Reject,
+                "{s:?}"
+            );
+            let pwh = format!("{{crypt}}{s}");
+            assert_eq!(
+                pap("secret", &ctl(&[("Password-With-Header", &pwh)])),
+                Reject,
+                "{pwh:?}"
+            );
         }
     }
 
