@@ -7,12 +7,13 @@ use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
-use crate::Env;
+use crate::{Backend, Env};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A database created for one test (`CREATE DATABASE` through the admin DSN,
-/// owned by the module's role, schema migrated), dropped again on drop.
+/// owned by the module's role, tables as the backend under test expects
+/// them: see [`TestDb::create`]), dropped again on drop.
 /// Declare it before the [`crate::Radiusd`] that uses it, so the server is
 /// stopped first.
 pub struct TestDb {
@@ -85,14 +86,57 @@ fn database_dsn(admin_dsn: &str, user: &str, dbname: &str) -> String {
 }
 
 impl TestDb {
-    /// A new database `e2e_<pid>_<n>_<tag>` with the schema migrated
-    /// (radius_core::schema::migrate: stock tables + rlm_rust's own).
+    /// A new database `e2e_<pid>_<n>_<tag>` with the tables of the backend
+    /// under test: for rlm_rust the module's own migration
+    /// ([`TestDb::create_migrated`]), for stock rlm_sql
+    /// (`RLM_RUST_E2E_BACKEND=sql`) FreeRADIUS's own `schema.sql` and nothing
+    /// else ([`TestDb::create_stock`]): the stock module runs on exactly the
+    /// stock schema.
     pub fn create(env: &Env, tag: &str) -> TestDb {
+        match env.backend {
+            Backend::Rust => Self::create_migrated(env, tag),
+            Backend::Sql => Self::create_stock(env, tag),
+        }
+    }
+
+    /// A new database with the schema migrated
+    /// (radius_core::schema::migrate: stock tables + rlm_rust's own).
+    pub fn create_migrated(env: &Env, tag: &str) -> TestDb {
         let db = Self::create_empty(env, tag);
-        db.rt
-            .block_on(radius_core::schema::migrate(&db.dsn))
-            .unwrap_or_else(|e| panic!("migrating {}: {e}", db.name));
+        db.migrate();
         db
+    }
+
+    /// A new database created from FreeRADIUS's stock PostgreSQL
+    /// `schema.sql` ([`Env::stock_schema`]), as an existing rlm_sql site has
+    /// it: no rlm_rust table.
+    pub fn create_stock(env: &Env, tag: &str) -> TestDb {
+        let db = Self::create_empty(env, tag);
+        db.load_stock_schema(env);
+        db
+    }
+
+    /// Runs FreeRADIUS's `schema.sql` as the database owner (what an
+    /// rlm_sql site's `psql radius < schema.sql` does).
+    pub fn load_stock_schema(&self, env: &Env) {
+        let path = &env.stock_schema;
+        let sql = std::fs::read_to_string(path).unwrap_or_else(|e| {
+            panic!(
+                "reading the stock schema {} (apt-get install freeradius, or set \
+                 RLM_RUST_STOCK_SCHEMA): {e}",
+                path.display()
+            )
+        });
+        self.rt
+            .block_on(self.client().batch_execute(&sql))
+            .unwrap_or_else(|e| panic!("loading {} into {}: {e}", path.display(), self.name));
+    }
+
+    /// radius_core::schema::migrate on this database.
+    pub fn migrate(&self) {
+        self.rt
+            .block_on(radius_core::schema::migrate(&self.dsn))
+            .unwrap_or_else(|e| panic!("migrating {}: {e}", self.name));
     }
 
     /// A new database without any tables.

@@ -18,8 +18,17 @@
 //!   `RLM_RUST_E2E_KEEP_DIR` (where server dirs go, default `target/e2e`;
 //!   a failed test's dir is kept there with its logs).
 //! * `RLM_RUST_E2E_BACKEND=sql` runs the same tests against stock rlm_sql
-//!   (instance named `rust`) to cross-check the expected semantics; tests of
-//!   rlm_rust-only behaviour skip themselves then.
+//!   (instance named `rust`, the stock PostgreSQL queries) on databases
+//!   created from FreeRADIUS's own `schema.sql` instead of the module's
+//!   migration (scripts/test's `e2e-sql` step): every test whose behaviour
+//!   rlm_sql defines must pass against both. Tests of rlm_rust-only
+//!   behaviour say [`rust_only!`] with the reason next to it and skip
+//!   themselves then.
+//!   `RLM_RUST_E2E_RUN_RUST_ONLY=1` runs those too, to see how rlm_sql
+//!   differs (they are expected to fail then).
+//! * `RLM_RUST_STOCK_SCHEMA`: that `schema.sql` (default
+//!   `/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql`, from
+//!   the freeradius package; scripts/test passes lib.sh's `PG_SCHEMA`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -57,6 +66,9 @@ pub(crate) fn stop_child(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
+/// Where Debian's freeradius package puts the stock PostgreSQL schema.
+pub const STOCK_SCHEMA: &str = "/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql";
+
 /// Which module the generated site calls as `rust`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -78,6 +90,11 @@ pub struct Env {
     pub raddb_script: PathBuf,
     pub work_dir: PathBuf,
     pub backend: Backend,
+    /// FreeRADIUS's stock PostgreSQL `schema.sql` (`RLM_RUST_STOCK_SCHEMA`).
+    pub stock_schema: PathBuf,
+    /// `RLM_RUST_E2E_RUN_RUST_ONLY=1`: [`rust_only!`] tests run against
+    /// rlm_sql too (to see where and how they differ; expected to fail).
+    pub run_rust_only: bool,
 }
 
 /// Repository root (tests/e2e/../..).
@@ -138,6 +155,10 @@ pub fn env() -> Option<&'static Env> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("target/e2e")),
             backend,
+            stock_schema: var("RLM_RUST_STOCK_SCHEMA")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(STOCK_SCHEMA)),
+            run_rust_only: var("RLM_RUST_E2E_RUN_RUST_ONLY").as_deref() == Some("1"),
         };
         std::fs::create_dir_all(&env.work_dir).expect("creating the e2e work dir");
         Some(env)
@@ -157,11 +178,15 @@ macro_rules! e2e_env {
     };
 }
 
-/// Early return for tests of behaviour only rlm_rust has (not rlm_sql).
+/// Early return for tests of behaviour only rlm_rust has (not rlm_sql):
+/// under `RLM_RUST_E2E_BACKEND=sql` the test passes without running. Every
+/// use says why next to it (a feature rlm_sql lacks, a deliberate
+/// difference, or "known difference: ..." for a case where the module
+/// contradicts rlm_sql).
 #[macro_export]
 macro_rules! rust_only {
     ($env:expr) => {
-        if $env.backend != $crate::Backend::Rust {
+        if $env.backend != $crate::Backend::Rust && !$env.run_rust_only {
             eprintln!(
                 "skipped: rlm_rust-only behaviour, backend is {:?}",
                 $env.backend

@@ -89,6 +89,7 @@ fn assert_log_count(rad: &Radiusd, needle: &str, n: usize) {
 #[test]
 fn prefix_batch_users_log_in_through_radiusd_at_once() {
     let env = e2e_env!();
+    // rlm_rust-only: radius-admin batches (rlm_rust_user); rlm_sql has no account state
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_batch");
     let rad = Radiusd::start(env, &db, "acct_state_batch");
@@ -144,6 +145,7 @@ fn prefix_batch_users_log_in_through_radiusd_at_once() {
 #[test]
 fn expired_batch_users_are_rejected_with_the_right_password() {
     let env = e2e_env!();
+    // rlm_rust-only: batch expiry lives in rlm_rust_user; rlm_sql has no account state
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_expired");
     let rad = Radiusd::start(env, &db, "acct_state_expired");
@@ -215,6 +217,7 @@ fn expired_batch_users_are_rejected_with_the_right_password() {
 #[test]
 fn profile_expiration_is_checked_at_login_time() {
     let env = e2e_env!();
+    // rlm_rust-only: profile expiration lives in rlm_rust_user; rlm_sql has no account state
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_expiry");
     let rad = Radiusd::start(env, &db, "acct_state_expiry");
@@ -256,6 +259,8 @@ fn profile_expiration_is_checked_at_login_time() {
 #[test]
 fn user_disabled_through_the_api_is_rejected_and_accepted_again_when_enabled() {
     let env = e2e_env!();
+    // rlm_rust-only: disabling through radius-admin (rlm_rust_user); rlm_sql has no account
+    // state
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_disabled");
     let rad = Radiusd::start(env, &db, "acct_state_disabled");
@@ -331,6 +336,7 @@ fn user_disabled_through_the_api_is_rejected_and_accepted_again_when_enabled() {
 #[test]
 fn one_time_radius_token_is_accepted_once() {
     let env = e2e_env!();
+    // rlm_rust-only: one-time tokens (rlm_rust_radius_token) are the module's own
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_token");
     let rad = Radiusd::start(env, &db, "acct_state_token");
@@ -400,6 +406,7 @@ fn one_time_radius_token_is_accepted_once() {
 #[test]
 fn stock_only_users_keep_working() {
     let env = e2e_env!();
+    // rlm_rust-only: radius-admin on the same database and its tokens; rlm_sql has neither
     rust_only!(env);
     let db = TestDb::create(env, "acct_state_stock");
     db.user("stock", "stock-pw");

@@ -28,6 +28,7 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duratio
 #[test]
 fn a_plain_sql_password_change_is_followed_within_a_second() {
     let env = e2e_env!();
+    // rlm_rust-only: waits for the module's cache listener (LISTEN); rlm_sql has no cache
     rust_only!(env);
     let db = TestDb::create(env, "cache_follow");
     db.user("alice", "pw-1");
@@ -64,6 +65,7 @@ fn a_plain_sql_password_change_is_followed_within_a_second() {
 #[test]
 fn a_lost_listener_never_serves_stale_data_and_recovers() {
     let env = e2e_env!();
+    // rlm_rust-only: kills the module's cache listener; rlm_sql has no cache
     rust_only!(env);
     let db = TestDb::create(env, "cache_listener");
     db.user("alice", "pw-1");
@@ -107,6 +109,7 @@ fn a_lost_listener_never_serves_stale_data_and_recovers() {
 #[test]
 fn a_preloaded_cache_holds_every_user_from_the_start_and_follows_changes() {
     let env = e2e_env!();
+    // rlm_rust-only: cache_preload and its log line; rlm_sql has no cache
     rust_only!(env);
     let db = TestDb::create(env, "cache_preload");
     for i in 0..50 {

@@ -5,6 +5,7 @@ use e2e::{e2e_env, rust_only, Radiusd, TestDb};
 #[test]
 fn bad_items_fail_the_config_check_with_their_name() {
     let env = e2e_env!();
+    // rlm_rust-only: the module's own config items and error messages
     rust_only!(env);
     let db = TestDb::create(env, "config_bad");
     for (line, item) in [
@@ -34,6 +35,7 @@ fn bad_items_fail_the_config_check_with_their_name() {
 #[test]
 fn good_config_passes_and_keeps_the_dsn_password_out_of_the_log() {
     let env = e2e_env!();
+    // rlm_rust-only: the module's dsn item and its log line
     rust_only!(env);
     let db = TestDb::create(env, "config_good");
     // Trust authentication never asks for the password; it must still not be

@@ -121,6 +121,8 @@ fn ttls_pap_stock_user() {
 /// only in rlm_rust_user), the outer identity its own name.
 fn api_user(method: Method, tag: &str) {
     let env = e2e_env!();
+    // rlm_rust-only: users created through radius-admin (rlm_rust_user only); rlm_sql sees no
+    // such user
     rust_only!(env);
     let Some(eapol) = Eapol::find(env) else {
         return;
@@ -203,6 +205,7 @@ fn credentials(batch: &Value) -> Vec<(String, String)> {
 /// batch answer) log in at once.
 fn batch_users(method: Method, tag: &str) {
     let env = e2e_env!();
+    // rlm_rust-only: radius-admin batch users (rlm_rust_user only); rlm_sql sees no such user
     rust_only!(env);
     let Some(eapol) = Eapol::find(env) else {
         return;

@@ -90,6 +90,11 @@ fn random_request(rng: &mut Rng) -> Request {
 #[test]
 fn hostile_packets_never_fail_valid_logins() {
     let env = e2e_env!();
+    // rlm_rust-only: known difference: rlm_sql cuts a value at a NUL and
+    // =XX-escapes what it stores (User-Name "x\0y" becomes radpostauth
+    // username 'x', "acct\0user" radacct username 'acct=5C000user'); the
+    // module stores "x\000y" and "acct\000user". The rest of this test
+    // passes against rlm_sql.
     rust_only!(env);
     let db = TestDb::create(env, "hostile");
     db.user("demo", "demo-pw");

@@ -66,6 +66,7 @@ fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn radius_admin_users_log_in_over_pap_and_mschapv2() {
     let env = e2e_env!();
+    // rlm_rust-only: radius-admin users (rlm_rust_user only); rlm_sql sees no such user
     rust_only!(env);
     let db = TestDb::create(env, "login_api_users");
     let rad = Radiusd::start(env, &db, "login_api_users");
@@ -107,6 +108,7 @@ fn radius_admin_users_log_in_over_pap_and_mschapv2() {
 #[test]
 fn failures_from_both_doors_lock_and_the_api_unlocks() {
     let env = e2e_env!();
+    // rlm_rust-only: lockout and radius-admin; rlm_sql has neither
     rust_only!(env);
     let db = TestDb::create(env, "login_lockout");
     db.user("stocky", "stock-pw");
@@ -182,6 +184,8 @@ fn failures_from_both_doors_lock_and_the_api_unlocks() {
 #[test]
 fn both_doors_decide_the_same_cases_alike() {
     let env = e2e_env!();
+    // rlm_rust-only: compares radiusd with radius-admin's authorize/ and token/; rlm_sql has
+    // neither
     rust_only!(env);
     let db = TestDb::create(env, "login_doors");
     // openssl passwd -1 -salt saltsalt secret

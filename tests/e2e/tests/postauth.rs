@@ -37,6 +37,8 @@ fn no_password(pass: &Option<String>) -> bool {
 #[test]
 fn accept_and_reject_rows_without_passwords() {
     let env = e2e_env!();
+    // rlm_rust-only: deliberate difference (README, post-auth): rlm_sql's post-auth query stores
+    // every password in clear
     rust_only!(env);
     let db = TestDb::create(env, "postauth");
     db.user("alice", "alice-pw");
@@ -86,6 +88,8 @@ fn accept_and_reject_rows_without_passwords() {
 #[test]
 fn store_rejected_password_stores_only_rejected_ones() {
     let env = e2e_env!();
+    // rlm_rust-only: store_rejected_password is the module's; rlm_sql stores every password in
+    // clear
     rust_only!(env);
     let db = TestDb::create(env, "postauth_store");
     db.user("alice", "alice-pw");

@@ -146,6 +146,7 @@ const DJANGO_SECRET: &str =
 #[test]
 fn rust_password_hash_in_radcheck_verifies_django_and_argon2_hashes() {
     let env = e2e_env!();
+    // rlm_rust-only: Rust-Password-Hash is the module's own attribute
     rust_only!(env);
     let db = TestDb::create(env, "rc_password_hash");
     db.check("django", "Rust-Password-Hash", ":=", DJANGO_SECRET);
@@ -177,7 +178,9 @@ fn rust_password_hash_in_radcheck_verifies_django_and_argon2_hashes() {
 #[test]
 fn cache_size_zero_reads_every_change_at_the_very_next_request() {
     let env = e2e_env!();
-    rust_only!(env);
+    // Both backends: rlm_sql keeps nothing and reads every change at the
+    // next request, which is what cache_size = 0 must match (rlm_sql
+    // ignores the item).
     let db = TestDb::create(env, "rc_cache_off");
     db.user("alice", "pw-1");
     let rad = Radiusd::builder(env, &db, "rc_cache_off")
@@ -217,6 +220,8 @@ fn cache_size_zero_reads_every_change_at_the_very_next_request() {
 #[test]
 fn accounting_without_nas_address_is_recorded_under_the_source_address() {
     let env = e2e_env!();
+    // rlm_rust-only: deliberate difference (README, accounting): rlm_sql's query fails on it, no
+    // Accounting-Response
     rust_only!(env);
     let db = TestDb::create(env, "rc_no_nas_ip");
     let rad = Radiusd::start(env, &db, "rc_no_nas_ip");
@@ -252,6 +257,8 @@ fn accounting_without_nas_address_is_recorded_under_the_source_address() {
 #[test]
 fn station_ids_land_in_radpostauth_for_accepts_and_rejects() {
     let env = e2e_env!();
+    // rlm_rust-only: the stock 3.2.1 post-auth query writes no station ids (the columns stay
+    // NULL)
     rust_only!(env);
     let db = TestDb::create(env, "rc_postauth_ids");
     db.user("alice", "alice-pw");
@@ -389,6 +396,7 @@ fn reply_membership_and_group_check_changes_reach_the_next_request() {
 #[test]
 fn a_new_one_time_token_reaches_the_next_request() {
     let env = e2e_env!();
+    // rlm_rust-only: one-time tokens (rlm_rust_radius_token) are the module's own
     rust_only!(env);
     let db = TestDb::create(env, "rc_token");
     db.user("tok", "tok-pw");

@@ -33,6 +33,7 @@ fn still_serving(rad: &mut Radiusd, after: &str) {
 #[test]
 fn panic_in_a_callback_fails_only_that_request() {
     let env = e2e_env!();
+    // rlm_rust-only: the module's panic-test build
     rust_only!(env);
     let Some(panic_so) = env.panic_so.as_ref() else {
         assert!(
