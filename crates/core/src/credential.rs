@@ -571,14 +571,15 @@ fn check_crypt(stored: &[u8], pw: &[u8]) -> Result<bool, String> {
             "Crypt-Password scheme {s} is only supported inside radiusd"
         ));
     }
-    // DES and BSDi settings are made of crypt's base64 alphabet only, and
-    // pwhash decodes their salt (and BSDi's count) with an unchecked
-    // `c - 0x20` that overflows on a control character. crypt(3)
-    // (libxcrypt) refuses such a setting: a reject, as pap answers.
-    if !stored.starts_with('$') && stored.chars().any(|c| c.is_ascii_control()) {
+    crypt_work_within_caps(stored)?;
+    // pwhash checks every scheme's salt (and BSDi's count) against crypt's
+    // base64 alphabet with an unchecked `c - 0x20`, which overflows on a
+    // control character: a panic where overflow checks are on, an
+    // encoding error (a reject) where not. Crypt never outputs one, so a
+    // setting holding one cannot match anyway: reject it up front.
+    if stored.chars().any(|c| c.is_ascii_control()) {
         return Ok(false);
     }
-    crypt_work_within_caps(stored)?;
     match pwhash::unix::crypt(pw, stored) {
         Ok(computed) => Ok(ct_eq(computed.as_bytes(), stored.as_bytes())),
         Err(_) => Ok(false),
@@ -1087,11 +1088,10 @@ mod tests {
         }
     }
 
-    /// Found by fuzz/ (credential_pap): pwhash decodes DES's and BSDi's
-    /// salt and count characters with an unchecked `c - 0x20`, so a control
+    /// Found by fuzz/ (credential_pap): pwhash checks every scheme's salt
+    /// (and BSDi's count) with an unchecked `c - 0x20`, so a control
     /// character there panicked (attempt to subtract with overflow) where
-    /// overflow checks are on. crypt(3) (libxcrypt) refuses such a setting:
-    /// pap rejects.
+    /// overflow checks are on. Crypt never outputs one: pap rejects.
     #[test]
     fn crypt_setting_with_control_characters_is_a_reject() {
         for s in [
@@ -1100,6 +1100,12 @@ mod tests {
             "\0\0\0\0hijklmassgo",
             "_\x01...saltLXKE4peqNCg",
             "_J9..\x1faltLXKE4peqNCg",
+            "$5$roqnds\0/001$saltsalt$x",
+            "$5$salt\x01salt$x",
+            "$6$rounds=1000$\x7fsalt$x",
+            "$1$\x01$x",
+            "$2b$04$\x01lQB6kzQaeENMHtWinys0elN9BsQf57.fcgwCYDzAhTC9SihA4nJC",
+            "$sha1$1000$\x1falt$x",
         ] {
             assert_eq!(
                 pap("secret", &ctl(&[("Crypt-Password", s)])),
