@@ -1,8 +1,8 @@
 //! API tokens: `Authorization: Bearer <token>` (recommended) or
 //! `?token=<token>`. Only SHA-256 digests are stored (tokens are 192-bit
-//! random values, so a slow hash would add nothing), compared in constant
-//! time. A token is checked against the digests held in memory first, so
-//! bogus tokens cost no query each; a known one is confirmed by its row.
+//! random values, so a slow hash would add nothing). Unknown tokens are
+//! looked up one at a time ([`TokenSet`]), so a flood of bogus tokens holds
+//! at most one connection; a known one is confirmed by its row.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -69,47 +69,48 @@ async fn is_valid(st: &SharedState, token: &str) -> ApiResult<bool> {
     Ok(row.is_some())
 }
 
-/// How often, at most, the set of API token digests is read again for a
-/// token it does not hold (a token created since).
-pub const TOKEN_SET_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The digests of the unrevoked API tokens, so that a token that is none
-/// of them is refused without a query: a flood of bogus tokens costs at
-/// most one read of this set per [`TOKEN_SET_REFRESH`], and cannot take
-/// the pool from legitimate calls.
+/// Digests of API tokens seen valid, so that bogus tokens cannot take the
+/// pool from legitimate calls: a known digest is answered from memory (the
+/// caller still confirms it by its row, so a revocation counts at once),
+/// and unknown ones are looked up one at a time, so a flood of bogus
+/// tokens holds at most one database connection.
 #[derive(Default)]
 pub struct TokenSet {
-    state: tokio::sync::Mutex<Option<(std::time::Instant, Vec<[u8; 32]>)>>,
+    known: std::sync::RwLock<std::collections::HashSet<[u8; 32]>>,
+    lookups: tokio::sync::Mutex<()>,
 }
 
+/// Known digests kept at most; past it the set starts over.
+const KNOWN_MAX: usize = 10_000;
+
 impl TokenSet {
-    /// False when `digest` is surely no valid token; true when it may be
-    /// (the caller confirms it).
+    /// False when `digest` is no valid token; true when it may be (the
+    /// caller confirms it).
     pub async fn may_be_valid(&self, pool: &Pool, digest: &[u8; 32]) -> ApiResult<bool> {
-        // Held across the read: concurrent requests wait for one query.
-        let mut state = self.state.lock().await;
-        if let Some((at, set)) = state.as_ref() {
-            if set.iter().any(|d| bool::from(d.ct_eq(digest))) {
-                return Ok(true);
-            }
-            if at.elapsed() < TOKEN_SET_REFRESH {
-                return Ok(false);
-            }
+        if self.read().contains(digest) {
+            return Ok(true);
         }
+        let _one_at_a_time = self.lookups.lock().await;
         let client = pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT token_hash FROM rlm_rust_api_token WHERE revoked_at IS NULL",
-                &[],
+        let found = client
+            .query_opt(
+                "SELECT 1 FROM rlm_rust_api_token WHERE token_hash = $1 AND revoked_at IS NULL",
+                &[&digest.as_slice()],
             )
-            .await?;
-        let set: Vec<[u8; 32]> = rows
-            .iter()
-            .filter_map(|r| <[u8; 32]>::try_from(r.get::<_, &[u8]>(0)).ok())
-            .collect();
-        let found = set.iter().any(|d| bool::from(d.ct_eq(digest)));
-        *state = Some((std::time::Instant::now(), set));
+            .await?
+            .is_some();
+        if found {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            if known.len() >= KNOWN_MAX {
+                known.clear();
+            }
+            known.insert(*digest);
+        }
         Ok(found)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, std::collections::HashSet<[u8; 32]>> {
+        self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
