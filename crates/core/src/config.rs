@@ -330,18 +330,23 @@ pub fn redact_dsn(dsn: &str) -> String {
 fn redact_url(dsn: &str) -> String {
     let scheme_end = dsn.find("://").map_or(0, |i| i + 3);
     let (scheme, rest) = dsn.split_at(scheme_end);
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rfind('@') {
+    // tokio-postgres, which connects with this string, takes the
+    // credentials up to the first '@' anywhere after the scheme, so an
+    // unencoded '/' or '?' in the password is still the password. Hiding
+    // up to the last '@' covers that and libpq's reading alike.
+    let (userinfo, rest) = match rest.rfind('@') {
         Some(at) => {
-            let (userinfo, host) = authority.split_at(at);
-            match userinfo.find(':') {
-                Some(colon) => format!("{}:***{host}", &userinfo[..colon]),
-                None => authority.to_string(),
+            let (creds, host) = rest.split_at(at);
+            match creds.split_once(':') {
+                Some((user, _)) => (format!("{user}:***"), host),
+                None => (creds.to_string(), host),
             }
         }
-        None => authority.to_string(),
+        None => (String::new(), rest),
     };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (host, tail) = rest.split_at(authority_end);
+    let authority = format!("{userinfo}{host}");
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
             let params: Vec<String> = query
@@ -483,5 +488,22 @@ mod tests {
             "postgres://u:***@h:5432/db?password=***"
         );
         assert_eq!(redact_dsn("host=a dbname=b"), "host=a dbname=b");
+        // Found by fuzz/ (config): tokio-postgres reads the password up to
+        // the first '@' even past a '/' or '?', which ended the authority
+        // here, so such a password was logged in clear.
+        let c: tokio_postgres::Config = "postgresql://radius:pa/ss?w@db/radius".parse().unwrap();
+        assert_eq!(c.get_password(), Some(&b"pa/ss?w"[..]));
+        assert_eq!(
+            redact_dsn("postgresql://radius:pa/ss?w@db/radius"),
+            "postgresql://radius:***@db/radius"
+        );
+        assert_eq!(
+            redact_dsn("postgres://u:/]e?/2t%:\0@h/d?sslmode=disable"),
+            "postgres://u:***@h/d?sslmode=disable"
+        );
+        assert_eq!(
+            redact_dsn("postgresql://u:p@ss@h/db"),
+            "postgresql://u:***@h/db"
+        );
     }
 }
