@@ -332,14 +332,19 @@ fn redact_url(dsn: &str) -> String {
     let (scheme, rest) = dsn.split_at(scheme_end);
     // tokio-postgres, which connects with this string, takes the
     // credentials up to the first '@' anywhere after the scheme, so an
-    // unencoded '/' or '?' in the password is still the password. Hiding
-    // up to the last '@' covers that and libpq's reading alike.
-    let (userinfo, rest) = match rest.rfind('@') {
+    // unencoded '/' or '?' in the password is still the password. libpq
+    // reads `u:p@ss@h` as the password `p@ss`: the hidden part also runs
+    // to the last '@' before the host ends.
+    let (userinfo, rest) = match rest.find('@') {
         Some(at) => {
-            let (creds, host) = rest.split_at(at);
-            match creds.split_once(':') {
+            let (creds, after) = rest.split_at(at);
+            let host_end = after.find(['/', '?']).unwrap_or(after.len());
+            let last_at = after[..host_end].rfind('@').unwrap_or(0);
+            let (more, host) = after.split_at(last_at);
+            let full = format!("{creds}{more}");
+            match full.split_once(':') {
                 Some((user, _)) => (format!("{user}:***"), host),
-                None => (creds.to_string(), host),
+                None => (full, host),
             }
         }
         None => (String::new(), rest),
@@ -504,6 +509,11 @@ mod tests {
         assert_eq!(
             redact_dsn("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
+        );
+        // An '@' in the query is no end of the credentials.
+        assert_eq!(
+            redact_dsn("postgresql://radi@h?password=secret&x=@y"),
+            "postgresql://radi@h?password=***&x=@y"
         );
     }
 }
