@@ -12,17 +12,16 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use radius_core::account::{hash_token, LoginDecision, RejectReason};
-use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
+use radius_core::accounting::{AcctOutcome, AcctStatus};
 use radius_core::authorize::Options;
 use radius_core::config::ModuleConfig;
 use radius_core::login::{pap_login, Cost, Lockout, Policy};
-use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 use radius_core::Error;
 use tokio_postgres::NoTls;
 
 mod common;
-use common::TestDb;
+use common::{accepted, session, TestDb};
 
 // ---------------------------------------------------------------------------
 // A TCP proxy that can stall.
@@ -225,29 +224,6 @@ fn policy() -> Policy {
     }
 }
 
-fn postauth(user: &str) -> PostAuthRecord {
-    PostAuthRecord {
-        username: user.into(),
-        pass: None,
-        reply: "Access-Accept".into(),
-        called_station_id: None,
-        calling_station_id: None,
-        authdate: 1_700_000_000.0,
-    }
-}
-
-fn session(unique: &str, ts: i64) -> AcctRecord {
-    AcctRecord {
-        session_id: format!("sid-{unique}"),
-        unique_id: unique.to_string(),
-        username: "alice".into(),
-        nas_ip: "192.0.2.1".into(),
-        nas_port_type: "Wireless-802.11".into(),
-        event_time: ts,
-        ..Default::default()
-    }
-}
-
 /// A connection of the test's own, never one of the store's.
 async fn connect(dsn: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(dsn, NoTls).await.unwrap();
@@ -395,7 +371,7 @@ async fn every_operation_times_out(store: &Arc<Store>, token: i64, tag: &str) {
     });
     let s = Arc::clone(store);
     let who = format!("{tag}-stalled");
-    let post = timed_blocking(move || s.commit_postauth(postauth(&who)));
+    let post = timed_blocking(move || s.commit_postauth(accepted(&who)));
     let s = Arc::clone(store);
     let unique = format!("{tag}-stalled");
     let acct = timed_blocking(move || s.commit_accounting(AcctStatus::Start, session(&unique, 1)));
@@ -421,7 +397,7 @@ async fn every_operation_works(store: &Arc<Store>, db: &TestDb, token: i64, tag:
         .unwrap_or_else(|e| panic!("{tag}: consume_token: {e}")));
     let s = Arc::clone(store);
     let who = format!("{tag}-after");
-    let (r, _) = timed_blocking(move || s.commit_postauth(postauth(&who))).await;
+    let (r, _) = timed_blocking(move || s.commit_postauth(accepted(&who))).await;
     r.unwrap_or_else(|e| panic!("{tag}: commit_postauth: {e}"));
     let s = Arc::clone(store);
     let unique = format!("{tag}-after");
@@ -695,7 +671,7 @@ async fn callers_held_by_a_locked_table_are_committed_together() {
                 let user = format!("batch-{i}");
                 barrier.wait();
                 entered.fetch_add(1, Ordering::SeqCst);
-                let r = store.commit_postauth(postauth(&user));
+                let r = store.commit_postauth(accepted(&user));
                 // Acknowledged means committed: visible at once elsewhere.
                 let seen = rt.block_on(count(
                     &checker,
@@ -769,7 +745,7 @@ async fn an_acknowledged_record_is_visible_to_a_new_connection_at_once() {
                 barrier.wait();
                 for k in 0..EACH {
                     let id = format!("vis-{t}-{k}");
-                    store.commit_postauth(postauth(&id)).unwrap();
+                    store.commit_postauth(accepted(&id)).unwrap();
                     let rows = fresh("SELECT 1 FROM radpostauth WHERE username = $1", id.clone());
                     assert_eq!(rows.len(), 1, "{id}: post-auth acknowledged, no row");
 

@@ -12,31 +12,7 @@ use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 
 mod common;
-use common::TestDb;
-
-/// The radpostauth record of an Access-Accept for `user`.
-fn accepted(user: &str) -> PostAuthRecord {
-    PostAuthRecord {
-        username: user.into(),
-        pass: None,
-        reply: "Access-Accept".into(),
-        called_station_id: None,
-        calling_station_id: None,
-        authdate: 1_700_000_000.0,
-    }
-}
-
-fn session(unique: &str, ts: i64) -> AcctRecord {
-    AcctRecord {
-        session_id: format!("sid-{unique}"),
-        unique_id: unique.to_string(),
-        username: "alice".into(),
-        nas_ip: "192.0.2.1".into(),
-        nas_port_type: "Wireless-802.11".into(),
-        event_time: ts,
-        ..Default::default()
-    }
-}
+use common::{accepted, session, TestDb};
 
 #[tokio::test]
 async fn accounting_follows_the_stock_queries() {

@@ -3,7 +3,9 @@
 //! admin connection string).
 #![allow(dead_code)]
 
+use radius_core::accounting::AcctRecord;
 use radius_core::config::ModuleConfig;
+use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 use tokio_postgres::{Client, NoTls};
 
@@ -61,5 +63,29 @@ impl TestDb {
                 ))
                 .await;
         }
+    }
+}
+
+/// The radpostauth record of an Access-Accept for `user`.
+pub fn accepted(user: &str) -> PostAuthRecord {
+    PostAuthRecord {
+        username: user.into(),
+        pass: None,
+        reply: "Access-Accept".into(),
+        called_station_id: None,
+        calling_station_id: None,
+        authdate: 1_700_000_000.0,
+    }
+}
+
+pub fn session(unique: &str, ts: i64) -> AcctRecord {
+    AcctRecord {
+        session_id: format!("sid-{unique}"),
+        unique_id: unique.to_string(),
+        username: "alice".into(),
+        nas_ip: "192.0.2.1".into(),
+        nas_port_type: "Wireless-802.11".into(),
+        event_time: ts,
+        ..Default::default()
     }
 }
