@@ -284,3 +284,18 @@ impl Drop for AdminServer {
         }
     }
 }
+
+/// (username, password) of the users in a batch answer.
+pub fn batch_credentials(batch: &Value) -> Vec<(String, String)> {
+    batch["users"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no users in {batch}"))
+        .iter()
+        .map(|u| {
+            (
+                u["username"].as_str().expect("username").to_string(),
+                u["password"].as_str().expect("password").to_string(),
+            )
+        })
+        .collect()
+}

@@ -41,7 +41,7 @@ pub mod packet;
 mod radclient;
 mod radiusd;
 
-pub use admin::{admin_cli, AdminServer, HttpReply, API_TOKEN};
+pub use admin::{admin_cli, batch_credentials, AdminServer, HttpReply, API_TOKEN};
 pub use db::TestDb;
 pub use radclient::Reply;
 pub use radiusd::{ConfigCheck, Radiusd, RadiusdBuilder};

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{admin_cli, e2e_env, rust_only, AdminServer, Radiusd, TestDb};
-use serde_json::{json, Value};
+use e2e::{admin_cli, batch_credentials, e2e_env, rust_only, AdminServer, Radiusd, TestDb};
+use serde_json::json;
 
 /// A date relative to today (UTC), as YYYY-MM-DD.
 fn utc_date(db: &TestDb, days: i32) -> String {
@@ -16,21 +16,6 @@ fn utc_date(db: &TestDb, days: i32) -> String {
         "SELECT to_char((now() AT TIME ZONE 'UTC')::date + $1::int, 'YYYY-MM-DD')",
         &[&days],
     )
-}
-
-/// (username, password) of the users in a batch answer.
-fn credentials(batch: &Value) -> Vec<(String, String)> {
-    batch["users"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no users in {batch}"))
-        .iter()
-        .map(|u| {
-            (
-                u["username"].as_str().expect("username").to_string(),
-                u["password"].as_str().expect("password").to_string(),
-            )
-        })
-        .collect()
 }
 
 /// A prefix batch through POST /api/v1/batch/.
@@ -51,7 +36,7 @@ fn prefix_batch(
         body["expiration_date"] = json!(d);
     }
     let batch = admin.post("/api/v1/batch/", &body).expect(201);
-    let creds = credentials(&batch);
+    let creds = batch_credentials(&batch);
     assert_eq!(creds.len(), count as usize, "{batch}");
     creds
 }

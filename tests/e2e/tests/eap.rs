@@ -11,8 +11,8 @@
 //! inside the tunnel).
 
 use e2e::eapol::{Eapol, Login, Method, Outcome};
-use e2e::{e2e_env, rust_only, AdminServer, Radiusd, TestDb};
-use serde_json::{json, Value};
+use e2e::{batch_credentials, e2e_env, rust_only, AdminServer, Radiusd, TestDb};
+use serde_json::json;
 
 fn assert_accepted(o: &Outcome, what: &str, rad: &Radiusd) {
     let hint = if o.method == Method::PeapMschapv2 {
@@ -186,21 +186,6 @@ fn ttls_pap_api_user() {
     api_user(Method::TtlsPap, "eap_ttls_api");
 }
 
-/// (username, password) of the users in a batch answer.
-fn credentials(batch: &Value) -> Vec<(String, String)> {
-    batch["users"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no users in {batch}"))
-        .iter()
-        .map(|u| {
-            (
-                u["username"].as_str().expect("username").to_string(),
-                u["password"].as_str().expect("password").to_string(),
-            )
-        })
-        .collect()
-}
-
 /// Users of a prefix batch (generated passwords, returned once in the
 /// batch answer) log in at once.
 fn batch_users(method: Method, tag: &str) {
@@ -225,7 +210,7 @@ fn batch_users(method: Method, tag: &str) {
             }),
         )
         .expect(201);
-    let creds = credentials(&batch);
+    let creds = batch_credentials(&batch);
     let names: Vec<&str> = creds.iter().map(|(u, _)| u.as_str()).collect();
     assert_eq!(names, ["wguest1", "wguest2"], "{batch}");
 
