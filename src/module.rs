@@ -465,6 +465,10 @@ impl State {
             Ok(u) => u,
             Err(e) => return self.fail(req, "sql_user_name", e),
         };
+        #[cfg(feature = "panic-test")]
+        if username == "panic-now" {
+            panic!("panic-test build: forced panic in accounting");
+        }
         let mut nas_ip = a.text(Attr::NasIpv6Address);
         if nas_ip.is_empty() {
             nas_ip = a.text(Attr::NasIpAddress);
@@ -523,6 +527,10 @@ impl State {
             _ => return sys::RLM_MODULE_NOOP,
         };
         let a = req.packet_attrs(&self.dict);
+        #[cfg(feature = "panic-test")]
+        if a.text(Attr::UserName) == "panic-post-auth" {
+            panic!("panic-test build: forced panic in post-auth");
+        }
         let pass = (reply == "Access-Reject" && self.cfg.store_rejected_password)
             .then(|| {
                 a.get(Attr::UserPassword)

@@ -59,6 +59,28 @@ fn panic_in_a_callback_fails_only_that_request() {
         still_serving(&mut rad, "a panic");
     }
 
+    // The same guard around the other callbacks: a panic in post-auth
+    // turns the Accept into a Reject, one in accounting sends no response;
+    // the server serves on.
+    db.user("panic-post-auth", "x");
+    let r = rad.pap("panic-post-auth", "x");
+    assert!(r.is_reject(), "panic in post-auth:\n{}", r.raw);
+    still_serving(&mut rad, "a panic in post-auth");
+    let r = rad.radclient(
+        "acct",
+        "User-Name = panic-now, Acct-Status-Type = Start, Acct-Session-Id = s-panic, \
+         NAS-IP-Address = 127.0.0.1, NAS-Port = 1",
+        2,
+    );
+    assert!(r.code.is_none(), "panic in accounting answered:\n{}", r.raw);
+    still_serving(&mut rad, "a panic in accounting");
+    assert!(
+        rad.log().contains("forced panic in post-auth")
+            && rad.log().contains("forced panic in accounting"),
+        "{}",
+        rad.log_tail(40)
+    );
+
     // Panics and good requests at the same time, on all server threads.
     let mut reqs = Vec::new();
     for i in 0..200 {
