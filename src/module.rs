@@ -3,14 +3,13 @@
 
 use std::ffi::{c_int, c_void, CString};
 use std::ptr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use radius_core::account;
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
-use radius_core::authorize::{GroupData, ProfileSource, Rcode};
+use radius_core::authorize::Rcode;
 use radius_core::config::ModuleConfig;
-use radius_core::login::{self, Attempt, LoginIo, Policy, Verdict, Verified, VerifyError};
+use radius_core::login::{self, Attempt, BlockingIo, Policy, Verdict, Verified, VerifyError};
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 
@@ -214,28 +213,6 @@ fn rcode(r: Rcode) -> sys::rlm_rcode_t {
     }
 }
 
-/// The database behind the login procedure, from a radiusd thread.
-struct ModuleIo<'a>(&'a State);
-
-impl ProfileSource for ModuleIo<'_> {
-    fn profile_groups(&mut self, profile: &str) -> Result<Vec<Arc<GroupData>>, String> {
-        self.0
-            .rt
-            .block_on(self.0.store.user_data(profile))
-            .map(|u| u.groups)
-            .map_err(|e| e.to_string())
-    }
-}
-
-impl LoginIo for ModuleIo<'_> {
-    fn consume_token(&mut self, id: i64) -> Result<bool, String> {
-        self.0
-            .rt
-            .block_on(self.0.store.consume_token(id))
-            .map_err(|e| e.to_string())
-    }
-}
-
 impl State {
     fn new(cs: *mut sys::CONF_SECTION) -> Result<State, String> {
         let name = ffi::section_instance_name(cs);
@@ -335,10 +312,10 @@ impl State {
                 Err(e) => return self.fail(req, "authorize", e),
             },
         };
-        let password = req
-            .packet_attrs(&self.dict)
-            .get(Attr::UserPassword)
-            .map(|v| v.text);
+        // One scan of the packet for both attributes authorize needs.
+        let attrs = req.packet_attrs(&self.dict);
+        let password = attrs.get(Attr::UserPassword).map(|v| v.text);
+        let eap = attrs.get(Attr::EapMessage).is_some();
         let attempt = Attempt {
             username: &username,
             password: password.as_deref(),
@@ -347,7 +324,10 @@ impl State {
         let mut engine = req.engine(&self.dict);
         let verdict = match login::authorize(
             &mut engine,
-            &mut ModuleIo(self),
+            &mut BlockingIo {
+                store: &self.store,
+                rt: self.rt.handle(),
+            },
             &lookup,
             &self.policy,
             &attempt,
@@ -355,7 +335,11 @@ impl State {
             Ok(v) => v,
             Err(e) => return self.fail(req, "authorize", e),
         };
-        if verdict.counts() && self.outcome_counted_here(req) {
+        // An EAP conversation's outcome is counted once, in the tunnel's
+        // inner request (PEAP, TTLS) or in the request itself (EAP-MD5,
+        // PAP, MS-CHAP): the outer request of a tunnel carries only the
+        // identity.
+        if verdict.counts() && (req.is_inner() || !eap) {
             if let Err(e) = req.set_control(LOGIN_NAME_ATTR, &to_marker(&username)) {
                 return self.fail(req, "authorize", e);
             }
@@ -369,13 +353,6 @@ impl State {
             Verdict::TokenAccepted => sys::RLM_MODULE_OK,
             Verdict::Continue(rc) => rcode(rc),
         }
-    }
-
-    /// An EAP conversation's outcome is counted once, in the tunnel's inner
-    /// request (PEAP, TTLS) or in the request itself (EAP-MD5, PAP,
-    /// MS-CHAP): the outer request of a tunnel carries only the identity.
-    fn outcome_counted_here(&self, req: &Request) -> bool {
-        req.is_inner() || req.packet_attrs(&self.dict).get(Attr::EapMessage).is_none()
     }
 
     fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {

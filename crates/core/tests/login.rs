@@ -398,7 +398,7 @@ async fn token_logins_cost_one_slow_hash_whoever_asks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_entry_points_decide_alike() {
     use radius_core::engine::StringEngine;
-    use radius_core::login::{authorize, check_credential, Attempt, LoginIo, Verdict};
+    use radius_core::login::{authorize, check_credential, Attempt, BlockingIo, Verdict};
 
     let db = TestDb::new("login_entry").await;
     let hash = radius_core::password::hash_password("api-pw");
@@ -425,26 +425,6 @@ async fn both_entry_points_decide_alike() {
         attempts: 0,
         period: None,
     });
-
-    struct Io<'a>(&'a Store, tokio::runtime::Handle);
-    impl radius_core::authorize::ProfileSource for Io<'_> {
-        fn profile_groups(
-            &mut self,
-            name: &str,
-        ) -> Result<Vec<Arc<radius_core::authorize::GroupData>>, String> {
-            self.1
-                .block_on(self.0.user_data(name))
-                .map(|u| u.groups)
-                .map_err(|e| e.to_string())
-        }
-    }
-    impl LoginIo for Io<'_> {
-        fn consume_token(&mut self, id: i64) -> Result<bool, String> {
-            self.1
-                .block_on(self.0.consume_token(id))
-                .map_err(|e| e.to_string())
-        }
-    }
 
     let cases = [
         ("crypt", "secret"),
@@ -479,7 +459,7 @@ async fn both_entry_points_decide_alike() {
             };
             let verdict = authorize(
                 &mut engine,
-                &mut Io(&s, rt.clone()),
+                &mut BlockingIo { store: &s, rt: &rt },
                 &lookup,
                 &pol,
                 &attempt,

@@ -249,11 +249,12 @@ pub fn check_credential(
     ))
 }
 
-/// The HTTP door's database access, from a thread that may block (radius-
-/// admin runs [`pap_login`] under `spawn_blocking`).
-struct BlockingIo<'a> {
-    store: &'a Store,
-    rt: &'a tokio::runtime::Handle,
+/// The database behind the procedure, from a thread that may block: a
+/// radiusd thread (the module), or radius-admin's `spawn_blocking`
+/// ([`pap_login`]).
+pub struct BlockingIo<'a> {
+    pub store: &'a Store,
+    pub rt: &'a tokio::runtime::Handle,
 }
 
 impl ProfileSource for BlockingIo<'_> {
