@@ -147,6 +147,12 @@ pub fn parse_csv(data: &[u8]) -> ApiResult<Vec<NewUser>> {
             if v.len() > 150 {
                 return Err(row_err(row, format!("{n}: at most 150 bytes")));
             }
+            if v.chars().any(char::is_control) {
+                return Err(row_err(
+                    row,
+                    format!("{n}: must not contain control characters"),
+                ));
+            }
         }
         users.push(NewUser {
             row,
@@ -701,6 +707,14 @@ mod tests {
         );
         assert!(parse_csv(b"").is_err());
         assert!(parse_csv(b"a,b,c,d,e,f\n").is_err());
+        for nul in [
+            &b"a\0b,secret-pw\n"[..],
+            b"ann,secret-pw,,A\0n,\n",
+            b"ann,,,,B\0\n",
+        ] {
+            let e = parse_csv(nul).unwrap_err();
+            assert!(e.to_string().contains("row 1"), "{e}");
+        }
     }
 
     #[test]

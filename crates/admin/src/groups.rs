@@ -41,6 +41,26 @@ pub fn check_group_name(field: &str, n: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// A name taken from the path (a group, a member): any text PostgreSQL can
+/// hold and compare, so that groups found in the stock tables stay
+/// reachable whatever their names; a NUL or an overlong name is refused
+/// before it reaches the database.
+pub fn check_path_name(field: &str, n: &str) -> ApiResult<()> {
+    if n.contains('\0') {
+        return Err(ApiError::invalid(field, "must not contain NUL"));
+    }
+    if n.len() > MAX_PATH_NAME_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {MAX_PATH_NAME_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Longest group or member name taken from a path.
+pub const MAX_PATH_NAME_BYTES: usize = 1024;
+
 /// `[{"attribute": "Session-Timeout", "op": ":=", "value": "3600"}, ...]`.
 /// Reply items take assignment operators only; check items any operator
 /// rlm_sql accepts.
@@ -263,6 +283,7 @@ pub async fn detail(
     State(st): State<SharedState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    check_path_name("name", &name)?;
     let client = st.db.get().await?;
     if !exists(&client, &name).await? {
         return Err(ApiError::NotFound("group".into()));
@@ -275,6 +296,7 @@ pub async fn update(
     Path(name): Path<String>,
     mut input: Input,
 ) -> ApiResult<Json<Value>> {
+    check_path_name("name", &name)?;
     if input.contains("name") {
         return Err(ApiError::invalid("name", "read-only after creation"));
     }
@@ -311,6 +333,7 @@ pub async fn delete(
     State(st): State<SharedState>,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
+    check_path_name("name", &name)?;
     let mut client = st.db.get().await?;
     let tx = client.transaction().await?;
     let mut n = 0;
@@ -336,6 +359,7 @@ pub async fn members(
     State(st): State<SharedState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    check_path_name("name", &name)?;
     let client = st.db.get().await?;
     if !exists(&client, &name).await? {
         return Err(ApiError::NotFound("group".into()));
@@ -348,7 +372,9 @@ pub async fn add_member(
     Path(name): Path<String>,
     mut input: Input,
 ) -> ApiResult<Response> {
-    let username = input.str_req("username")?;
+    check_path_name("name", &name)?;
+    let username = input.str_opt("username")?.unwrap_or_default();
+    crate::users::check_username("username", &username)?;
     let priority = match input.int_opt("priority")? {
         None => 1,
         Some(p) if (0..=i32::MAX as i64).contains(&p) => p as i32,
@@ -404,6 +430,8 @@ pub async fn remove_member(
     State(st): State<SharedState>,
     Path((name, username)): Path<(String, String)>,
 ) -> ApiResult<Response> {
+    check_path_name("name", &name)?;
+    check_path_name("username", &username)?;
     let client = st.db.get().await?;
     let n = client
         .execute(

@@ -146,6 +146,36 @@ impl Input {
         }
     }
 
+    /// A string field of at most `max` bytes (absent, null and empty give
+    /// `None`): every text the API writes is bounded before it reaches
+    /// PostgreSQL, whose B-tree indexes refuse entries over ~2.7 KB.
+    pub fn text_opt(&mut self, name: &str, max: usize) -> ApiResult<Option<String>> {
+        match self.str_opt(name)? {
+            Some(s) if s.len() > max => {
+                Err(ApiError::invalid(name, format!("at most {max} bytes")))
+            }
+            Some(s) if s.is_empty() => Ok(None),
+            other => Ok(other),
+        }
+    }
+
+    /// A required string field of 1..=`max` bytes.
+    pub fn text_req(&mut self, name: &str, max: usize) -> ApiResult<String> {
+        self.text_opt(name, max)?
+            .ok_or_else(|| ApiError::invalid(name, "this field is required"))
+    }
+
+    /// An integer field within `min..=max`.
+    pub fn int_range(&mut self, name: &str, min: i64, max: i64) -> ApiResult<Option<i64>> {
+        match self.int_opt(name)? {
+            Some(n) if n < min || n > max => Err(ApiError::invalid(
+                name,
+                format!("must be between {min} and {max}"),
+            )),
+            other => Ok(other),
+        }
+    }
+
     /// A raw JSON value (arrays of attributes).
     pub fn value(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name)
@@ -212,13 +242,26 @@ pub fn parse_timestamp(field: &str, s: &str) -> ApiResult<f64> {
             format!("'{s}' is not a timestamp (RFC 3339, 'YYYY-MM-DD HH:MM:SS', a date or epoch seconds)"),
         )
     };
+    let in_range = |t: f64| -> ApiResult<f64> {
+        if (MIN_EPOCH as f64..=MAX_EPOCH as f64).contains(&t) {
+            Ok(t)
+        } else {
+            Err(ApiError::invalid(
+                field,
+                format!("'{s}' is out of range (years 0001 to 9999)"),
+            ))
+        }
+    };
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<i64>().map(|n| n as f64).map_err(|_| bad());
+        return match s.parse::<i64>() {
+            Ok(n) if n <= MAX_EPOCH => Ok(n as f64),
+            _ => in_range(f64::INFINITY),
+        };
     }
     // PostgreSQL prints a space where RFC 3339 wants a 'T'.
     for candidate in [s.to_string(), s.replacen(' ', "T", 1)] {
         if let Ok(t) = OffsetDateTime::parse(&candidate, &Rfc3339) {
-            return Ok(epoch(t));
+            return in_range(epoch(t));
         }
     }
     let normalized = s.replacen('T', " ", 1);
@@ -227,11 +270,11 @@ pub fn parse_timestamp(field: &str, s: &str) -> ApiResult<f64> {
     let plain = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     for fmt in [with_frac, plain] {
         if let Ok(t) = PrimitiveDateTime::parse(&normalized, fmt) {
-            return Ok(epoch(t.assume_utc()));
+            return in_range(epoch(t.assume_utc()));
         }
     }
     if let Ok(d) = Date::parse(s, format_description!("[year]-[month]-[day]")) {
-        return Ok(epoch(d.midnight().assume_utc()));
+        return in_range(epoch(d.midnight().assume_utc()));
     }
     Err(bad())
 }
@@ -240,12 +283,25 @@ fn epoch(t: time::OffsetDateTime) -> f64 {
     t.unix_timestamp_nanos() as f64 / 1e9
 }
 
+/// Timestamps the API accepts: 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z
+/// (PostgreSQL stores more, but RFC 3339 writes four-digit years only).
+pub const MIN_EPOCH: i64 = -62_135_596_800;
+pub const MAX_EPOCH: i64 = 253_402_300_799;
+
+/// A date `YYYY-MM-DD`, year 0001 to 9999.
 pub fn parse_date(field: &str, s: &str) -> ApiResult<time::Date> {
-    time::Date::parse(
+    let d = time::Date::parse(
         s.trim(),
         time::macros::format_description!("[year]-[month]-[day]"),
     )
-    .map_err(|_| ApiError::invalid(field, format!("'{s}' is not a date (YYYY-MM-DD)")))
+    .map_err(|_| ApiError::invalid(field, format!("'{s}' is not a date (YYYY-MM-DD)")))?;
+    if d.year() < 1 {
+        return Err(ApiError::invalid(
+            field,
+            format!("'{s}' is out of range (years 0001 to 9999)"),
+        ));
+    }
+    Ok(d)
 }
 
 /// Seconds since the epoch at which an account valid through `d` (UTC)
@@ -277,6 +333,13 @@ mod tests {
         assert_eq!(parse_timestamp("t", "1970-01-02").unwrap(), 86400.0);
         let e = parse_timestamp("start_time", "yesterday").unwrap_err();
         assert!(e.to_string().starts_with("start_time:"), "{e}");
+        for far in ["99999999999999", "253402300800", "99999999999999999999999"] {
+            let e = parse_timestamp("expiration", far).unwrap_err();
+            assert!(e.to_string().contains("out of range"), "{e}");
+        }
+        assert!(parse_timestamp("t", "253402300799").is_ok());
+        assert!(parse_timestamp("t", "0001-01-01").is_ok());
+        assert!(parse_date("d", "0000-01-01").is_err());
     }
 
     #[test]

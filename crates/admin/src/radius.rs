@@ -47,9 +47,27 @@ fn add_attr(body: &mut Map<String, Value>, key: String, value: String) {
     }
 }
 
+/// Longest value of one RADIUS attribute: the bound of every text field of
+/// the FreeRADIUS-facing endpoints (the core would cut longer ones; the API
+/// refuses them instead, naming the field).
+pub const MAX_ATTR_BYTES: usize = 253;
+/// Longest password accepted for a login (User-Password carries 128 bytes;
+/// one-time tokens and long passphrases fit).
+pub const MAX_LOGIN_PASSWORD_BYTES: usize = 256;
+/// Largest page number of `GET accounting/` (so the offset stays small).
+pub const MAX_PAGE: i64 = 1_000_000;
+/// Largest octet total: radacct's bigint.
+pub const MAX_OCTETS: u64 = i64::MAX as u64;
+
+/// `username` and `password` of a login (authorize/ and token/), bounded.
+pub fn credentials(input: &mut Input) -> ApiResult<(String, String)> {
+    let username = input.text_req("username", MAX_ATTR_BYTES)?;
+    let password = input.text_req("password", MAX_LOGIN_PASSWORD_BYTES)?;
+    Ok((username, password))
+}
+
 pub async fn authorize(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
-    let username = input.str_req("username")?;
-    let password = input.str_req("password")?;
+    let (username, password) = credentials(&mut input)?;
     let decision =
         crate::decide_login(&st, &username, &password, radius_core::login::Cost::Least).await?;
     match decision {
@@ -104,12 +122,9 @@ impl EmptyResponse for StatusCode {
 }
 
 pub async fn postauth(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
-    let username = input.str_req("username")?;
-    let password = input.str_opt("password")?;
-    let reply = input.str_req("reply")?;
-    if reply.len() > 64 {
-        return Err(ApiError::invalid("reply", "at most 64 characters"));
-    }
+    let username = input.text_req("username", MAX_ATTR_BYTES)?;
+    let password = input.text_opt("password", MAX_LOGIN_PASSWORD_BYTES)?;
+    let reply = input.text_req("reply", 64)?;
     let rejected = reply.eq_ignore_ascii_case("Access-Reject");
     let rec = PostAuthRecord {
         username,
@@ -117,8 +132,8 @@ pub async fn postauth(State(st): State<SharedState>, mut input: Input) -> ApiRes
         // when the operator asked for it.
         pass: password.filter(|_| rejected && st.cfg.store_rejected_password),
         reply,
-        called_station_id: input.str_opt("called_station_id")?,
-        calling_station_id: input.str_opt("calling_station_id")?,
+        called_station_id: input.text_opt("called_station_id", MAX_ATTR_BYTES)?,
+        calling_station_id: input.text_opt("calling_station_id", MAX_ATTR_BYTES)?,
         authdate: radius_core::account::now(),
     };
     st.store.write_postauth(&rec).await?;
@@ -148,7 +163,7 @@ fn parse_status(s: &str) -> ApiResult<AcctStatus> {
 }
 
 fn ip_field(input: &mut Input, name: &str, required: bool) -> ApiResult<String> {
-    let v = input.str_opt(name)?.unwrap_or_default();
+    let v = input.text_opt(name, MAX_ATTR_BYTES)?.unwrap_or_default();
     let v = v.trim().to_string();
     if v.is_empty() {
         if required {
@@ -162,7 +177,7 @@ fn ip_field(input: &mut Input, name: &str, required: bool) -> ApiResult<String> 
 }
 
 fn time_field(input: &mut Input, name: &str) -> ApiResult<Option<i64>> {
-    match input.str_opt(name)? {
+    match input.text_opt(name, MAX_ATTR_BYTES)? {
         Some(s) if !s.trim().is_empty() => Ok(Some(parse_timestamp(name, &s)? as i64)),
         _ => Ok(None),
     }
@@ -178,10 +193,13 @@ fn acct_record(status: AcctStatus, input: &mut Input) -> ApiResult<AcctRecord> {
         AcctStatus::Start | AcctStatus::Stop | AcctStatus::InterimUpdate
     );
     let text = |input: &mut Input, name: &str| -> ApiResult<String> {
-        Ok(input.str_opt(name)?.unwrap_or_default())
+        Ok(input.text_opt(name, MAX_ATTR_BYTES)?.unwrap_or_default())
     };
     let (session_id, unique_id) = if session {
-        (input.str_req("session_id")?, input.str_req("unique_id")?)
+        (
+            input.text_req("session_id", MAX_ATTR_BYTES)?,
+            input.text_req("unique_id", MAX_ATTR_BYTES)?,
+        )
     } else {
         (text(input, "session_id")?, text(input, "unique_id")?)
     };
@@ -196,15 +214,23 @@ fn acct_record(status: AcctStatus, input: &mut Input) -> ApiResult<AcctRecord> {
         _ => stop.or(update),
     };
     let event_time = event.unwrap_or_else(|| radius_core::account::now() as i64);
-    let session_time = input
-        .u64_opt("session_time")?
-        .map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let inoct = input.u64_opt("input_octets")?.unwrap_or(0);
-    let outoct = input.u64_opt("output_octets")?.unwrap_or(0);
+    // Acct-Session-Time and Acct-Interim-Interval are 32-bit in RADIUS.
+    let session_time = input.int_range("session_time", 0, u32::MAX.into())?;
+    let octets = |input: &mut Input, name: &str| -> ApiResult<u64> {
+        match input.u64_opt(name)? {
+            Some(n) if n > MAX_OCTETS => Err(ApiError::invalid(
+                name,
+                format!("must be between 0 and {MAX_OCTETS}"),
+            )),
+            n => Ok(n.unwrap_or(0)),
+        }
+    };
+    let inoct = octets(input, "input_octets")?;
+    let outoct = octets(input, "output_octets")?;
     let ci_start = text(input, "connection_info_start")?;
     let ci_stop = text(input, "connection_info_stop")?;
-    let _ = input.int_opt("interval")?;
-    let _ = input.str_opt("groupname")?;
+    let _ = input.int_range("interval", 0, u32::MAX.into())?;
+    let _ = input.text_opt("groupname", MAX_ATTR_BYTES)?;
     // Made storable here and not only by the store's statements, as the
     // group commit does: Accounting-On/Off's terminate cause is sent as it
     // is, and a record is matched with its row by the unique id as stored.
@@ -244,7 +270,7 @@ pub async fn post_accounting(
     State(st): State<SharedState>,
     mut input: Input,
 ) -> ApiResult<Response> {
-    let status = parse_status(&input.str_req("status_type")?)?;
+    let status = parse_status(&input.text_req("status_type", 32)?)?;
     let rec = acct_record(status, &mut input)?;
     st.store.write_accounting(status, &rec).await?;
     // As django-freeradius: 201 for a Start, 200 otherwise, and no body
@@ -276,14 +302,8 @@ pub fn where_clause(conds: &[String]) -> String {
 
 /// `page` and `page_size` from the query, validated.
 pub fn paging(q: &mut Input, default: i64) -> ApiResult<(i64, i64)> {
-    let page = q.int_opt("page")?.unwrap_or(1);
-    if page < 1 {
-        return Err(ApiError::invalid("page", "must be 1 or more"));
-    }
-    let size = q.int_opt("page_size")?.unwrap_or(default);
-    if !(1..=1000).contains(&size) {
-        return Err(ApiError::invalid("page_size", "must be between 1 and 1000"));
-    }
+    let page = q.int_range("page", 1, MAX_PAGE)?.unwrap_or(1);
+    let size = q.int_range("page_size", 1, 1000)?.unwrap_or(default);
     Ok((page, size))
 }
 
@@ -345,7 +365,7 @@ pub async fn list_accounting(
         ("called_station_id", "calledstationid"),
         ("calling_station_id", "callingstationid"),
     ] {
-        if let Some(v) = q.str_opt(param)? {
+        if let Some(v) = q.text_opt(param, MAX_ATTR_BYTES)? {
             params.push(Box::new(v));
             conds.push(format!("{col} = ${}", params.len()));
         }

@@ -16,6 +16,11 @@ use crate::input::{end_of_day, parse_bool, parse_date, parse_timestamp, Input};
 use crate::radius::{param_refs, ts, where_clause, Params};
 use crate::SharedState;
 
+/// Largest `offset` of a list (and so `offset + limit` never overflows).
+pub const MAX_OFFSET: i64 = 1_000_000_000;
+/// Longest filter value (an `in` list included).
+pub const MAX_FILTER_BYTES: usize = 4096;
+
 pub const TOKEN_TYPES: [&str; 6] = ["ftk", "ftm", "ftc", "email", "sms", "dual"];
 pub const FTM_METHODS: [&str; 2] = ["email", "sms"];
 
@@ -215,7 +220,7 @@ fn one_of(field: &str, v: Option<String>, allowed: &[&str]) -> ApiResult<Option<
 
 /// `expiration`: a date (valid through that day, UTC) or a timestamp.
 fn expiration_value(v: &str) -> ApiResult<f64> {
-    if v.trim().len() == 10 {
+    if v.trim().len() == 10 && v.contains('-') {
         return Ok(end_of_day(parse_date("expiration", v)?));
     }
     parse_timestamp("expiration", v)
@@ -606,18 +611,18 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let mut q = Input::from_query(raw.as_deref())?;
     let _ = q.remove("token");
-    let limit = q.int_opt("limit")?.unwrap_or(20);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
-    }
-    let offset = q.int_opt("offset")?.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::invalid("offset", "must be 0 or more"));
-    }
+    let limit = q.int_range("limit", 1, 1000)?.unwrap_or(20);
+    let offset = q.int_range("offset", 0, MAX_OFFSET)?.unwrap_or(0);
     let mut params: Params = Vec::new();
     let mut conds = Vec::new();
     for key in q.keys() {
         let value = q.str_opt(&key)?.unwrap_or_default();
+        if value.len() > MAX_FILTER_BYTES {
+            return Err(ApiError::invalid(
+                key,
+                format!("at most {MAX_FILTER_BYTES} bytes"),
+            ));
+        }
         conds.push(filter_sql(&key, value, &mut params)?);
     }
     let where_sql = where_clause(&conds);
@@ -700,8 +705,7 @@ pub async fn set_password(
 /// the module accepts once as User-Password. Unknown user, wrong password,
 /// disabled or expired account all get the same 401.
 pub async fn login(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
-    let username = input.str_req("username")?;
-    let password = input.str_req("password")?;
+    let (username, password) = crate::radius::credentials(&mut input)?;
     // Same procedure as authorize/ (who it refuses, this refuses), at a
     // cost that does not tell known users from unknown ones.
     let decision =
