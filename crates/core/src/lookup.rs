@@ -70,11 +70,19 @@ pub struct Lookup {
 impl Store {
     /// What [`Store::lookup`] would answer from memory, if it would.
     pub fn cached(&self, username: &str) -> Option<Arc<Lookup>> {
-        self.cache.as_ref()?.get(username)
+        let cache = self.cache.as_ref()?;
+        cache.get(username).or_else(|| {
+            cache
+                .is_unreachable()
+                .then(|| cache.outage_get(username))
+                .flatten()
+        })
     }
 
     /// The stock tables' data and the profile of `username`: from memory
     /// when the cache is live, else from the database (kept for next time).
+    /// While the cache listener is down, what the cache holds is served
+    /// only when the database cannot answer (see [`crate::cache`]).
     pub async fn lookup(&self, username: &str) -> Result<Arc<Lookup>, Error> {
         let Some(cache) = &self.cache else {
             return self.inner.lookup(username).await.map(Arc::new);
@@ -82,10 +90,28 @@ impl Store {
         if let Some(hit) = cache.get(username) {
             return Ok(hit);
         }
+        // Known to be away: asking it first would only make every request
+        // of a held user wait for the timeout.
+        if cache.is_unreachable() {
+            if let Some(held) = cache.outage_get(username) {
+                return Ok(held);
+            }
+        }
         let ticket = cache.ticket();
-        let fresh = Arc::new(self.inner.lookup(username).await?);
-        cache.insert(username, ticket, Arc::clone(&fresh));
-        Ok(fresh)
+        match self.inner.lookup(username).await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                cache.insert(username, ticket, Arc::clone(&fresh));
+                Ok(fresh)
+            }
+            Err(e) => match cache.outage_get(username) {
+                Some(held) => {
+                    log::debug!("{username}: served from the cache while the database fails ({e})");
+                    Ok(held)
+                }
+                None => Err(e),
+            },
+        }
     }
 }
 
