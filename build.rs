@@ -41,7 +41,7 @@ fn main() {
         .derive_default(false)
         .allowlist_type("module_t|REQUEST|VALUE_PAIR|DICT_ATTR|RADIUS_PACKET|CONF_SECTION|CONF_ITEM|CONF_PAIR")
         .allowlist_type("rlm_rcode_t|FR_TOKEN|log_type_t|log_lvl_t|PW_TYPE|PW_CODE|rlm_components_t")
-        .allowlist_var("RLM_MODULE_INIT|RLM_TYPE_THREAD_SAFE|RADIUSD_VERSION_STRING|PW_.*|TAG_ANY|rad_debug_lvl|MOD_COUNT")
+        .allowlist_var("RLM_MODULE_INIT|RLM_TYPE_THREAD_SAFE|RADIUSD_VERSION_STRING|PW_.*|TAG_ANY|rad_debug_lvl|MOD_COUNT|check_config|radacct_dir")
         .allowlist_function("fr_pair_find_by_num|fr_pair_find_by_da|fr_pair_make|fr_pair_add")
         .allowlist_function("fr_pair_value_from_str|fr_pair_mark_xlat|fr_pair_list_free|fr_strerror")
         .allowlist_function("fr_pair_afrom_da|fr_pair_value_strcpy|fr_pair_delete_by_num")

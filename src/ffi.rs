@@ -86,6 +86,27 @@ pub fn conf_items(cs: *const sys::CONF_SECTION) -> Vec<ConfItem> {
 }
 
 /// The instance name: `rust` for `rust { }`, `b` for `rust b { }`.
+/// `radiusd -C`: the configuration is only checked, nothing is served.
+pub fn checking_config() -> bool {
+    // SAFETY: check_config is a plain global radiusd sets while parsing its
+    // command line, before any module is loaded.
+    unsafe { sys::check_config }
+}
+
+/// radiusd.conf's `radacctdir` (where FreeRADIUS keeps its own durable
+/// accounting, the detail files), if set.
+pub fn radacct_dir() -> Option<String> {
+    // SAFETY: a plain global set from the main configuration before modules
+    // are instantiated and not changed afterwards; NULL or a C string.
+    let p = unsafe { sys::radacct_dir };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and NUL-terminated (see above), alive for the
+    // server's lifetime.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
 pub fn section_instance_name(cs: *const sys::CONF_SECTION) -> String {
     // SAFETY: cs is a live section; names are copied out.
     unsafe {

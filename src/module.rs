@@ -8,7 +8,7 @@ use std::time::Duration;
 use radius_core::account;
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use radius_core::authorize::Rcode;
-use radius_core::config::ModuleConfig;
+use radius_core::config::{Durability, ModuleConfig};
 use radius_core::login::{self, Attempt, BlockingIo, Policy, Verdict, Verified, VerifyError};
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
@@ -201,6 +201,27 @@ extern "C" fn mod_post_auth(instance: *mut c_void, request: *mut sys::REQUEST) -
     })
 }
 
+/// `journal_dir`, or `${radacctdir}/rlm_rust/<instance>`: beside
+/// FreeRADIUS's own accounting spool, writable by the server's user.
+fn journal_dir(cfg: &ModuleConfig, name: &str) -> Result<std::path::PathBuf, String> {
+    if let Some(d) = &cfg.journal_dir {
+        return Ok(d.clone());
+    }
+    let base = ffi::radacct_dir()
+        .filter(|d| d.starts_with('/'))
+        .ok_or_else(|| {
+            format!("rlm_rust ({name}): radiusd has no absolute radacctdir: set journal_dir")
+        })?;
+    Ok(std::path::Path::new(&base).join("rlm_rust").join(name))
+}
+
+/// This server's name in `rlm_rust_journal`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 fn rcode(r: Rcode) -> sys::rlm_rcode_t {
     match r {
         Rcode::Ok => sys::RLM_MODULE_OK,
@@ -243,11 +264,25 @@ impl State {
         store
             .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        // Not under `radiusd -C`: the journal belongs to the running server.
+        let journal = match (cfg.durability, ffi::checking_config()) {
+            (Durability::Journal, false) => {
+                let dir = journal_dir(&cfg, &name)?;
+                store
+                    .start_journal(&dir, cfg.journal_max_bytes, &host_name())
+                    .map_err(|e| {
+                        format!("rlm_rust ({name}): journal_dir {}: {e}", dir.display())
+                    })?;
+                format!(", journal {}", dir.display())
+            }
+            (Durability::Journal, true) => ", journal".to_string(),
+            (Durability::Database, _) => ", durability database".to_string(),
+        };
         let policy = Policy::from_config(&cfg, &name);
         ffi::radlog(
             sys::L_INFO,
             &format!(
-                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}{}",
+                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}{}{journal}",
                 radius_core::VERSION,
                 cfg.dsn_for_log(),
                 cfg.pool_size,

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use crate::postauth::{is_storable, make_storable};
 
 /// Acct-Status-Type values that write to radacct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AcctStatus {
     Start,
     Stop,
@@ -34,7 +34,7 @@ impl AcctStatus {
 /// Everything one accounting request contributes to radacct, already
 /// printed the way FreeRADIUS prints attribute values (`Ethernet`,
 /// `User-Request`, `192.0.2.1`). Empty strings mean "attribute absent".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AcctRecord {
     pub session_id: String,
     pub unique_id: String,

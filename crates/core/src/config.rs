@@ -73,6 +73,16 @@ pub const ITEMS: &[ItemSpec] = &[
         help: "load every user (up to cache_size) into the cache in one read at start and after the listener reconnects",
     },
     ItemSpec {
+        name: "outage_serve_cached",
+        default: Some("yes"),
+        help: "while PostgreSQL cannot be reached, answer the users held in the cache from it (others fail)",
+    },
+    ItemSpec {
+        name: "outage_max_stale",
+        default: Some("3600"),
+        help: "seconds after the cache listener lost the database that held users may still be served; 0 = for the whole outage",
+    },
+    ItemSpec {
         name: "lockout_attempts",
         default: Some("5"),
         help: "consecutive failed logins that lock an account (disable reason 2); 0 turns the lockout off",
@@ -97,7 +107,32 @@ pub const ITEMS: &[ItemSpec] = &[
         default: Some("yes"),
         help: "create missing stock tables and rlm_rust's own tables at first connection",
     },
+    ItemSpec {
+        name: "durability",
+        default: Some("journal"),
+        help: "when accounting and post-auth are answered: journal (after an fdatasync of the local journal) or database (after the PostgreSQL commit)",
+    },
+    ItemSpec {
+        name: "journal_dir",
+        default: Some(""),
+        help: "directory of the local journal, owned by one instance (default: ${radacctdir}/rlm_rust/<instance name>)",
+    },
+    ItemSpec {
+        name: "journal_max_bytes",
+        default: Some("1073741824"),
+        help: "bytes the journal may hold not yet applied to PostgreSQL; when full, accounting and post-auth fail (NASes retransmit)",
+    },
 ];
+
+/// When an accounting or post-auth request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After the record is in the local journal (fdatasync); PostgreSQL
+    /// gets it from the shipper, usually within a second.
+    Journal,
+    /// After the PostgreSQL commit.
+    Database,
+}
 
 /// A configuration problem, always tied to the item that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,11 +170,18 @@ pub struct ModuleConfig {
     pub auto_migrate: bool,
     pub cache_size: usize,
     pub cache_preload: bool,
+    pub outage_serve_cached: bool,
+    /// None: for the whole outage.
+    pub outage_max_stale: Option<Duration>,
     pub lockout_attempts: u32,
     /// None: until an administrator unlocks.
     pub lockout_period: Option<Duration>,
     pub slow_hash_concurrency: usize,
     pub store_nt_hash: bool,
+    pub durability: Durability,
+    /// None: the module's default (under radiusd's radacctdir).
+    pub journal_dir: Option<std::path::PathBuf>,
+    pub journal_max_bytes: u64,
 }
 
 impl ModuleConfig {
@@ -203,6 +245,31 @@ impl ModuleConfig {
             read_profiles: parse_bool("read_profiles", get("read_profiles"))?,
             default_profile,
             auto_migrate: parse_bool("auto_migrate", get("auto_migrate"))?,
+            durability: match get("durability").unwrap_or_default().trim() {
+                "journal" => Durability::Journal,
+                "database" => Durability::Database,
+                other => {
+                    return Err(err(
+                        "durability",
+                        format!("must be 'journal' or 'database', got '{other}'"),
+                    ))
+                }
+            },
+            journal_dir: match get("journal_dir").map(str::trim).filter(|d| !d.is_empty()) {
+                Some(d) if !d.starts_with('/') => {
+                    return Err(err(
+                        "journal_dir",
+                        format!("must be an absolute path, got '{d}'"),
+                    ))
+                }
+                d => d.map(std::path::PathBuf::from),
+            },
+            journal_max_bytes: parse_int(
+                "journal_max_bytes",
+                get("journal_max_bytes").unwrap_or_default(),
+                1 << 20,
+                1 << 50,
+            )?,
             cache_size: parse_int(
                 "cache_size",
                 get("cache_size").unwrap_or_default(),
@@ -210,6 +277,16 @@ impl ModuleConfig {
                 100_000_000,
             )? as usize,
             cache_preload: parse_bool("cache_preload", get("cache_preload"))?,
+            outage_serve_cached: parse_bool("outage_serve_cached", get("outage_serve_cached"))?,
+            outage_max_stale: match parse_int(
+                "outage_max_stale",
+                get("outage_max_stale").unwrap_or_default(),
+                0,
+                10 * 365 * 86_400,
+            )? {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
             lockout_attempts: parse_int(
                 "lockout_attempts",
                 get("lockout_attempts").unwrap_or_default(),
@@ -383,6 +460,10 @@ mod tests {
         assert!(c.read_groups && c.read_profiles && c.auto_migrate);
         assert_eq!(c.default_profile, None);
         assert_eq!(c.cache_size, 1_000_000);
+        assert!(c.outage_serve_cached);
+        assert_eq!(c.outage_max_stale, Some(Duration::from_secs(3600)));
+        let c = ModuleConfig::from_items([("dsn", "host=x"), ("outage_max_stale", "0")]).unwrap();
+        assert_eq!(c.outage_max_stale, None, "0: for the whole outage");
     }
 
     #[test]
@@ -412,6 +493,14 @@ mod tests {
             (
                 &[("dsn", "host=x"), ("cache_preload", "maybe")],
                 "cache_preload",
+            ),
+            (
+                &[("dsn", "host=x"), ("outage_serve_cached", "maybe")],
+                "outage_serve_cached",
+            ),
+            (
+                &[("dsn", "host=x"), ("outage_max_stale", "-1")],
+                "outage_max_stale",
             ),
         ];
         for (items, item) in cases {

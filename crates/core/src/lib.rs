@@ -23,6 +23,7 @@ mod sink;
 pub mod store;
 
 pub use error::Error;
+pub use sink::{Entry, JournalStatus, Replayed};
 
 /// The version shared by the module, the C API and the admin service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

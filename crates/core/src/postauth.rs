@@ -63,7 +63,7 @@ pub(crate) fn is_storable(s: &str) -> bool {
 }
 
 /// The post-auth event as the module or the admin API saw it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PostAuthRecord {
     pub username: String,
     /// The offered password: only ever set for a rejected request when

@@ -28,11 +28,17 @@ use crate::{schema, Error};
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
     pub(crate) cache: Option<Arc<Cache>>,
+    /// What the cache may serve while the database is unreachable.
+    pub(crate) outage: cache::Outage,
     pub(crate) verifier: Arc<Verifier>,
     /// Set by [`Store::start_background`].
     pub(crate) pending_resets: Option<Arc<PendingResets>>,
     pub(crate) postauth_gc: Option<GroupCommit<PostAuthRecord, ()>>,
     pub(crate) acct_gc: Option<GroupCommit<(AcctStatus, AcctRecord), AcctOutcome>>,
+    /// Set by [`Store::start_journal`] (`durability = journal`). The
+    /// shipper is dropped first: it ships what is durable before it stops.
+    pub(crate) shipper: Option<crate::sink::Shipper>,
+    pub(crate) journal: Option<crate::sink::Journal>,
 }
 
 pub(crate) struct Inner {
@@ -81,6 +87,10 @@ impl Store {
                 acct_fallbacks: Default::default(),
             }),
             cache: None,
+            outage: cache::Outage {
+                serve_cached: cfg.outage_serve_cached,
+                max_stale: cfg.outage_max_stale,
+            },
             verifier: Arc::new(Verifier::new(
                 cfg.cache_size.max(10_000),
                 cfg.slow_hash_concurrency,
@@ -88,6 +98,8 @@ impl Store {
             pending_resets: None,
             postauth_gc: None,
             acct_gc: None,
+            shipper: None,
+            journal: None,
         })
     }
 
@@ -104,7 +116,7 @@ impl Store {
         preload: bool,
     ) -> Result<(), Error> {
         if cache_size > 0 {
-            let cache = Arc::new(Cache::new(cache_size));
+            let cache = Arc::new(Cache::with_outage(cache_size, self.outage));
             cache.forget_with(Arc::clone(&self.verifier));
             if preload {
                 // Subscribed before the listener can make the cache live.

@@ -38,13 +38,14 @@ mod db;
 pub mod eapol;
 pub mod mschap;
 pub mod packet;
+pub mod proxy;
 mod radclient;
 mod radiusd;
 
 pub use admin::{admin_cli, batch_credentials, AdminServer, HttpReply, API_TOKEN};
 pub use db::TestDb;
 pub use radclient::Reply;
-pub use radiusd::{ConfigCheck, Radiusd, RadiusdBuilder};
+pub use radiusd::{ConfigCheck, Radiusd, RadiusdBuilder, SECRET};
 
 /// Stops a server this test started: SIGTERM to its PID (it is our own,
 /// not yet reaped child), up to 5 s to exit cleanly, then SIGKILL.

@@ -400,8 +400,8 @@ fn run_socket(
     let mut done = 0usize;
     let mut buf = [0u8; 4096];
     while done < mine.len() {
-        while pending.len() < window && next < mine.len() {
-            let id = free_ids.pop().expect("free id");
+        while pending.len() < window && next < mine.len() && !free_ids.is_empty() {
+            let id = free_ids.pop().expect("checked above");
             let (pkt, auth) = reqs[mine[next]].encode(id, secret);
             sock.send_to(&pkt, server).expect("send");
             pending.insert(
@@ -448,8 +448,13 @@ fn run_socket(
                 p.retried = true;
             }
         }
+        // Every id went to a lost request (the server stopped answering):
+        // the rest count as lost unsent.
         if free_ids.is_empty() && pending.is_empty() && next < mine.len() {
-            panic!("ran out of RADIUS ids on one socket (too many lost answers)");
+            for o in &mut out[next..] {
+                *o = Some(Outcome::Lost);
+            }
+            break;
         }
     }
     out.into_iter()

@@ -73,6 +73,20 @@ impl<'a> RadiusdBuilder<'a> {
         self
     }
 
+    /// The extra lines, with `durability = database` unless a test chose:
+    /// most tests check a row right after its reply, which only that mode
+    /// promises (tests/journal.rs covers the journal, the default).
+    fn config_lines(&self) -> Vec<String> {
+        let mut lines = self.extra_config.clone();
+        if !lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("durability"))
+        {
+            lines.push("durability = database".into());
+        }
+        lines
+    }
+
     fn dir(&self) -> PathBuf {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         self.env
@@ -89,7 +103,7 @@ impl<'a> RadiusdBuilder<'a> {
         cmd.arg(dir)
             .env("RLM_RUST_SO", &self.so)
             .env("RLM_RUST_DSN", &self.dsn)
-            .env("RLM_RUST_CONFIG_EXTRA", self.extra_config.join("\n"))
+            .env("RLM_RUST_CONFIG_EXTRA", self.config_lines().join("\n"))
             .env("RADIUS_AUTH_PORT", auth.to_string())
             .env("RADIUS_ACCT_PORT", acct.to_string())
             .env("RADIUS_SECRET", SECRET)
@@ -259,6 +273,14 @@ impl Radiusd {
         let log = self.log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// Stops the server (idempotent).

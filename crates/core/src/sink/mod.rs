@@ -2,8 +2,10 @@
 //! (many requests, one transaction, each caller released after the
 //! commit), and the direct writes radius-admin makes.
 
+mod journal;
 mod radacct;
 mod radpostauth;
+mod shipper;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +20,11 @@ use crate::Error;
 
 pub(crate) use radacct::AcctBatch;
 pub(crate) use radpostauth::PostAuthBatch;
+pub use shipper::Replayed;
+pub(crate) use shipper::Shipper;
+
+pub use journal::Entry;
+pub(crate) use journal::Journal;
 
 /// Most records one commit carries.
 const BATCH_MAX: usize = 256;
@@ -205,9 +212,11 @@ impl Store {
         })
     }
 
-    /// Writes one accounting request with the next group commit (see
-    /// [`Store::start_background`]); blocks this thread until it is
-    /// committed.
+    /// Records one accounting request: in the journal when it is open
+    /// (returns once the record is durable there; PostgreSQL gets it from
+    /// the shipper, with the outcome rlm_sql's chain gives it), else with
+    /// the next group commit (see [`Store::start_background`]). Blocks this
+    /// thread until then.
     pub fn commit_accounting(
         &self,
         status: AcctStatus,
@@ -216,14 +225,82 @@ impl Store {
         if !accounting::stores(status) {
             return Ok(AcctOutcome::Unchanged);
         }
+        if let Some(j) = &self.journal {
+            j.append(Entry::Accounting(status, rec), self.inner.query_timeout)?;
+            return Ok(AcctOutcome::Written);
+        }
         self.commit(&self.acct_gc, (status, rec), "accounting")
     }
 
-    /// Writes one radpostauth row with the next group commit; blocks this
-    /// thread until it is committed.
+    /// Records one radpostauth row, in the journal when it is open, else
+    /// with the next group commit; blocks this thread until then.
     pub fn commit_postauth(&self, rec: PostAuthRecord) -> Result<(), Error> {
+        if let Some(j) = &self.journal {
+            return j.append(Entry::PostAuth(rec), self.inner.query_timeout);
+        }
         self.commit(&self.postauth_gc, rec, "post-auth")
     }
+
+    /// Opens the journal in `dir` (`durability = journal`) and starts its
+    /// shipper: from then on [`Store::commit_accounting`] and
+    /// [`Store::commit_postauth`] answer once a record is durable on local
+    /// disk. `host` names this server in `rlm_rust_journal`.
+    pub fn start_journal(
+        &mut self,
+        dir: &std::path::Path,
+        max_bytes: u64,
+        host: &str,
+    ) -> Result<(), Error> {
+        let journal = Journal::open(dir, max_bytes).map_err(Error::Write)?;
+        let shipper = Shipper::start(
+            Arc::clone(&self.inner),
+            Arc::clone(&journal.core),
+            host.to_string(),
+        )?;
+        self.journal = Some(journal);
+        self.shipper = Some(shipper);
+        Ok(())
+    }
+
+    /// The journal's state, when it is open.
+    pub fn journal_status(&self) -> Option<JournalStatus> {
+        let core = &self.journal.as_ref()?.core;
+        let c = &self.shipper.as_ref()?.counters;
+        let durable = core.durable();
+        let applied = core.applied.load(std::sync::atomic::Ordering::Relaxed);
+        Some(JournalStatus {
+            dir: core.dir.clone(),
+            id: core.id.clone(),
+            durable,
+            applied,
+            pending: durable.saturating_sub(applied),
+            bytes: core.bytes(),
+            shipped: c.shipped.load(std::sync::atomic::Ordering::Relaxed),
+            transactions: c.transactions.load(std::sync::atomic::Ordering::Relaxed),
+            set_aside: c.set_aside.load(std::sync::atomic::Ordering::Relaxed),
+        })
+    }
+}
+
+/// What [`Store::journal_status`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalStatus {
+    pub dir: std::path::PathBuf,
+    /// The key of its position in `rlm_rust_journal`.
+    pub id: String,
+    /// The last record made durable (numbered from 1).
+    pub durable: u64,
+    /// The last record PostgreSQL holds, as the shipper last saw it.
+    pub applied: u64,
+    /// Records durable but not yet in PostgreSQL.
+    pub pending: u64,
+    /// Bytes the journal's segments take (bounded by `journal_max_bytes`).
+    pub bytes: u64,
+    /// Records applied by this process, and in how many transactions.
+    pub shipped: u64,
+    pub transactions: u64,
+    /// Records PostgreSQL refused, set aside in `rlm_rust_dead_letter`.
+    pub set_aside: u64,
 }
 
 impl Store {

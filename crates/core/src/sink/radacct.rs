@@ -31,7 +31,7 @@ impl Batch for AcctBatch {
         let together = inner
             .deadline("accounting", async {
                 let client = InFlight(Some(inner.client_of(pool).await?));
-                let r = apply_accounting(client.get(), &batch, &mut out).await;
+                let r = apply_accounting(client.get(), &batch, &mut out, false).await;
                 client.finished();
                 r
             })
@@ -182,10 +182,14 @@ impl<'a> Columns<'a> {
 /// `out` gets each record's outcome as soon as it is committed. On an
 /// error the failed wave is rolled back whole and the records still `None`
 /// have changed nothing.
-async fn apply_accounting(
+///
+/// `in_tx`: the caller holds a transaction open (the journal's shipper), so
+/// the waves neither begin nor commit one, and nothing is committed here.
+pub(crate) async fn apply_accounting(
     client: &Object,
     recs: &[(AcctStatus, &AcctRecord)],
     out: &mut [Option<AcctOutcome>],
+    in_tx: bool,
 ) -> Result<(), Error> {
     for (o, (status, _)) in out.iter_mut().zip(recs) {
         if !accounting::stores(*status) {
@@ -223,7 +227,7 @@ async fn apply_accounting(
             *k += 1;
         }
         for round in &rounds {
-            apply_round(client, recs, round, out).await?;
+            apply_round(client, recs, round, out, in_tx).await?;
         }
         i = end;
     }
@@ -237,6 +241,7 @@ async fn apply_round(
     recs: &[(AcctStatus, &AcctRecord)],
     round: &[usize],
     out: &mut [Option<AcctOutcome>],
+    in_tx: bool,
 ) -> Result<(), Error> {
     let mut by_type = [
         (AcctStatus::Start, Vec::new()),
@@ -262,7 +267,7 @@ async fn apply_round(
         .collect();
     let parts: [Option<(&tokio_postgres::Statement, &Columns)>; 3] =
         std::array::from_fn(|k| stmts[k].as_ref().map(|st| (st, &cols[k])));
-    let changed = wave(client, parts).await?;
+    let changed = wave(client, parts, in_tx).await?;
     for ((_, v), ids) in by_type.iter().zip(changed) {
         for &j in v {
             // A row not returned was left alone (an Interim-Update after
@@ -320,8 +325,9 @@ impl Drop for InFlight {
 async fn wave(
     client: &Object,
     parts: [Option<(&tokio_postgres::Statement, &Columns<'_>)>; 3],
+    in_tx: bool,
 ) -> Result<[std::collections::HashSet<String>; 3], Error> {
-    let several = parts.iter().flatten().count() > 1;
+    let several = !in_tx && parts.iter().flatten().count() > 1;
     let [a, b, c] = parts;
     let around = |sql: &'static str| async move {
         match several {
@@ -355,7 +361,7 @@ impl Inner {
         self.deadline("accounting", async {
             let client = InFlight(Some(self.client_of(pool).await?));
             let mut out = [None];
-            let r = apply_accounting(client.get(), &[(status, rec)], &mut out).await;
+            let r = apply_accounting(client.get(), &[(status, rec)], &mut out, false).await;
             client.finished();
             r?;
             Ok(out[0].unwrap_or(AcctOutcome::Unchanged))

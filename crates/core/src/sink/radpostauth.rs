@@ -113,24 +113,33 @@ impl Inner {
         pool: &Pool,
         recs: &[&PostAuthRecord],
     ) -> Result<(), Error> {
-        // Here rather than in the callers: whoever built the record, the
-        // database gets nothing it would refuse for its text.
-        let recs: Vec<std::borrow::Cow<'_, PostAuthRecord>> =
-            recs.iter().map(|r| r.storable()).collect();
         let client = self.client_of(pool).await?;
-        let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
-        let col = |f: fn(&PostAuthRecord) -> Option<&str>| -> Vec<Option<&str>> {
-            recs.iter().map(|r| f(r)).collect()
-        };
-        let users = col(|r| Some(&r.username));
-        let pass = col(|r| r.pass.as_deref());
-        let reply = col(|r| Some(&r.reply));
-        let called = col(|r| r.called_station_id.as_deref());
-        let calling = col(|r| r.calling_station_id.as_deref());
-        let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
-        client
-            .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
-            .await?;
-        Ok(())
+        insert_postauth_on(&client, recs).await
     }
+}
+
+/// radpostauth rows on `client`, in one statement (inside the caller's
+/// transaction, if it holds one).
+pub(crate) async fn insert_postauth_on(
+    client: &deadpool_postgres::Object,
+    recs: &[&PostAuthRecord],
+) -> Result<(), Error> {
+    // Here rather than in the callers: whoever built the record, the
+    // database gets nothing it would refuse for its text.
+    let recs: Vec<std::borrow::Cow<'_, PostAuthRecord>> =
+        recs.iter().map(|r| r.storable()).collect();
+    let stmt = client.prepare_cached(postauth::INSERT_MANY).await?;
+    let col = |f: fn(&PostAuthRecord) -> Option<&str>| -> Vec<Option<&str>> {
+        recs.iter().map(|r| f(r)).collect()
+    };
+    let users = col(|r| Some(&r.username));
+    let pass = col(|r| r.pass.as_deref());
+    let reply = col(|r| Some(&r.reply));
+    let called = col(|r| r.called_station_id.as_deref());
+    let calling = col(|r| r.calling_station_id.as_deref());
+    let when: Vec<f64> = recs.iter().map(|r| r.authdate).collect();
+    client
+        .execute(&stmt, &[&users, &pass, &reply, &called, &calling, &when])
+        .await?;
+    Ok(())
 }

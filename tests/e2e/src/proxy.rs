@@ -1,0 +1,153 @@
+//! A TCP proxy in front of the shared PostgreSQL that one test can take
+//! down or stall, so that its outage touches no other test.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Forward,
+    /// Connections stay open and nothing is forwarded: a hung host, or a
+    /// PostgreSQL under SIGSTOP.
+    Stall,
+    /// Open connections are cut and new ones closed at once: a stopped
+    /// PostgreSQL.
+    Down,
+}
+
+struct Shared {
+    mode: Mutex<Mode>,
+    /// Bumped when connections are cut: their pumps stop.
+    cuts: AtomicU64,
+    closed: AtomicBool,
+    upstream: SocketAddr,
+}
+
+/// Stopped (every connection cut) when dropped.
+pub struct PgProxy {
+    pub port: u16,
+    shared: Arc<Shared>,
+}
+
+impl PgProxy {
+    /// A proxy on a free loopback port to `upstream`.
+    pub fn start(upstream: SocketAddr) -> PgProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let port = listener.local_addr().expect("proxy address").port();
+        let shared = Arc::new(Shared {
+            mode: Mutex::new(Mode::Forward),
+            cuts: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            upstream,
+        });
+        let s = Arc::clone(&shared);
+        std::thread::spawn(move || accept_loop(listener, s));
+        PgProxy { port, shared }
+    }
+
+    /// A proxy to the server of `dsn` (libpq key=value, a loopback host).
+    pub fn for_dsn(dsn: &str) -> PgProxy {
+        let get = |k: &str| {
+            dsn.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('='))
+        };
+        let host = get("host").unwrap_or("127.0.0.1");
+        let port: u16 = get("port").and_then(|p| p.parse().ok()).unwrap_or(5432);
+        let addr = format!("{host}:{port}")
+            .parse()
+            .expect("a numeric loopback host in the DSN");
+        PgProxy::start(addr)
+    }
+
+    /// `dsn` (libpq key=value) with host and port replaced by the proxy's.
+    pub fn dsn(&self, dsn: &str) -> String {
+        let mut parts: Vec<String> = dsn
+            .split_whitespace()
+            .filter(|kv| !kv.starts_with("host=") && !kv.starts_with("port="))
+            .map(str::to_string)
+            .collect();
+        parts.push("host=127.0.0.1".into());
+        parts.push(format!("port={}", self.port));
+        parts.join(" ")
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.shared.mode.lock().unwrap() = mode;
+        if mode == Mode::Down {
+            self.shared.cuts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for PgProxy {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.cuts.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: TcpListener, s: Arc<Shared>) {
+    while !s.closed.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((client, _)) => {
+                if *s.mode.lock().unwrap() == Mode::Down {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect_timeout(&s.upstream, Duration::from_secs(2))
+                else {
+                    continue;
+                };
+                let generation = s.cuts.load(Ordering::SeqCst);
+                for (from, to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
+                        continue;
+                    };
+                    let s = Arc::clone(&s);
+                    std::thread::spawn(move || pump(from, to, &s, generation));
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Copies `from` to `to` while the mode forwards; stops (closing both)
+/// when the connection is cut or either side closes.
+fn pump(mut from: TcpStream, mut to: TcpStream, s: &Shared, generation: u64) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        if s.cuts.load(Ordering::SeqCst) != generation {
+            break;
+        }
+        if *s.mode.lock().unwrap() == Mode::Stall {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
