@@ -1,10 +1,16 @@
 //! API tokens: `Authorization: Bearer <token>` (recommended) or
 //! `?token=<token>`. Only SHA-256 digests are stored (tokens are 192-bit
-//! random values, so a slow hash would add nothing). Unknown tokens are
-//! looked up one at a time ([`TokenSet`]), so a flood of bogus tokens holds
-//! at most one connection; a known one is confirmed by its row.
+//! random values, so a slow hash would add nothing). The valid digests are
+//! held in memory ([`TokenSet`]): a bogus token is refused without a query,
+//! and a client sending many is answered 429; a known one is confirmed by
+//! its row.
 
-use axum::extract::{Request, State};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,9 +27,18 @@ pub async fn require_token(State(st): State<SharedState>, req: Request, next: Ne
         Ok(None) => return ApiError::Unauthenticated.into_response(),
         Err(e) => return e.into_response(),
     };
-    match is_valid(&st, &token).await {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    match is_valid(&st, &token, client).await {
         Ok(true) => next.run(req).await,
-        Ok(false) => ApiError::Forbidden.into_response(),
+        Ok(false) => {
+            if let Some(ip) = client {
+                st.api_tokens.count_failure(ip);
+            }
+            ApiError::Forbidden.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -48,17 +63,27 @@ fn presented_token(req: &Request) -> ApiResult<Option<String>> {
         .map(|(_, v)| v))
 }
 
-async fn is_valid(st: &SharedState, token: &str) -> ApiResult<bool> {
+/// The bootstrap token and the tokens in memory pass (a stored one is
+/// confirmed by its row, so a revocation counts at once); anything else is
+/// refused from memory, or answered 429 once its client has sent too many
+/// wrong tokens.
+async fn is_valid(st: &SharedState, token: &str, client: Option<IpAddr>) -> ApiResult<bool> {
     let digest = hash_token(token);
     if let Some(b) = &st.bootstrap_hash {
         if bool::from(b.ct_eq(&digest)) {
             return Ok(true);
         }
     }
-    if !st.api_tokens.may_be_valid(&st.db, &digest).await? {
-        return Ok(false);
+    if !st.api_tokens.holds(&digest) {
+        if let Some(ip) = client {
+            if let Some(retry) = st.api_tokens.throttled(ip) {
+                return Err(ApiError::TooManyRequests(retry));
+            }
+        }
+        if !st.api_tokens.refresh_for(&st.db, &digest).await? {
+            return Ok(false);
+        }
     }
-    // Confirmed by its row, so a revocation counts at once.
     let client = st.db.get().await?;
     let row = client
         .query_opt(
@@ -69,47 +94,125 @@ async fn is_valid(st: &SharedState, token: &str) -> ApiResult<bool> {
     Ok(row.is_some())
 }
 
-/// Digests of API tokens seen valid, so that bogus tokens cannot take the
-/// pool from legitimate calls: a known digest is answered from memory (the
-/// caller still confirms it by its row, so a revocation counts at once),
-/// and unknown ones are looked up one at a time, so a flood of bogus
-/// tokens holds at most one database connection.
-#[derive(Default)]
+/// The digests of the valid API tokens, held in memory so that a bogus
+/// token costs no query: API tokens are few, and the whole set is read
+/// again (one query) when an unknown digest arrives and the copy is older
+/// than [`REFRESH_AFTER`]. A flood of bogus tokens therefore costs at most
+/// one query per [`REFRESH_AFTER`], and a token created by another process
+/// works within that time. Besides, a client that sent more than
+/// `limit` wrong tokens within [`BAD_TOKEN_WINDOW`] is answered 429 for any
+/// token not in memory until the window ends; valid tokens from the same
+/// address still pass.
 pub struct TokenSet {
-    known: std::sync::RwLock<std::collections::HashSet<[u8; 32]>>,
-    lookups: tokio::sync::Mutex<()>,
+    known: RwLock<Known>,
+    refresh: tokio::sync::Mutex<()>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    limit: u32,
 }
 
-/// Known digests kept at most; past it the set starts over.
-const KNOWN_MAX: usize = 10_000;
+struct Known {
+    digests: HashSet<[u8; 32]>,
+    loaded: Option<Instant>,
+}
+
+/// How old the copy must be before an unknown digest reads the table again.
+pub const REFRESH_AFTER: Duration = Duration::from_millis(250);
+/// The window over which a client's wrong tokens are counted.
+pub const BAD_TOKEN_WINDOW: Duration = Duration::from_secs(60);
+/// Clients whose failures are remembered at most; past it the oldest
+/// windows are forgotten first.
+const CLIENTS_MAX: usize = 10_000;
+
+impl Default for TokenSet {
+    fn default() -> Self {
+        TokenSet::new(20)
+    }
+}
 
 impl TokenSet {
-    /// False when `digest` is no valid token; true when it may be (the
-    /// caller confirms it).
-    pub async fn may_be_valid(&self, pool: &Pool, digest: &[u8; 32]) -> ApiResult<bool> {
-        if self.read().contains(digest) {
-            return Ok(true);
+    /// `limit`: wrong tokens a client may send per [`BAD_TOKEN_WINDOW`]
+    /// before it is answered 429 (0: no limit).
+    pub fn new(limit: u32) -> TokenSet {
+        TokenSet {
+            known: RwLock::new(Known {
+                digests: HashSet::new(),
+                loaded: None,
+            }),
+            refresh: tokio::sync::Mutex::new(()),
+            failures: Mutex::new(HashMap::new()),
+            limit,
         }
-        let _one_at_a_time = self.lookups.lock().await;
+    }
+
+    /// Whether `digest` is in the copy in memory.
+    pub fn holds(&self, digest: &[u8; 32]) -> bool {
+        self.read().digests.contains(digest)
+    }
+
+    /// For a digest not in memory: reads the table again unless the copy
+    /// is fresh (one reader at a time; the others wait for its result).
+    pub async fn refresh_for(&self, pool: &Pool, digest: &[u8; 32]) -> ApiResult<bool> {
+        let fresh = |k: &Known| k.loaded.is_some_and(|t| t.elapsed() < REFRESH_AFTER);
+        if fresh(&self.read()) {
+            return Ok(self.holds(digest));
+        }
+        let _one_at_a_time = self.refresh.lock().await;
+        if fresh(&self.read()) {
+            return Ok(self.holds(digest));
+        }
         let client = pool.get().await?;
-        let found = client
-            .query_opt(
-                "SELECT 1 FROM rlm_rust_api_token WHERE token_hash = $1 AND revoked_at IS NULL",
-                &[&digest.as_slice()],
+        let rows = client
+            .query(
+                "SELECT token_hash FROM rlm_rust_api_token WHERE revoked_at IS NULL",
+                &[],
             )
-            .await?
-            .is_some();
-        if found {
-            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-            if known.len() >= KNOWN_MAX {
-                known.clear();
-            }
-            known.insert(*digest);
-        }
+            .await?;
+        let digests: HashSet<[u8; 32]> = rows
+            .iter()
+            .filter_map(|r| <[u8; 32]>::try_from(r.get::<_, &[u8]>(0)).ok())
+            .collect();
+        let found = digests.contains(digest);
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = Known {
+            digests,
+            loaded: Some(Instant::now()),
+        };
         Ok(found)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, std::collections::HashSet<[u8; 32]>> {
+    /// Some(seconds to wait) when `ip` sent too many wrong tokens lately.
+    pub fn throttled(&self, ip: IpAddr) -> Option<u64> {
+        if self.limit == 0 {
+            return None;
+        }
+        let f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match f.get(&ip) {
+            Some((n, since)) if *n >= self.limit && since.elapsed() < BAD_TOKEN_WINDOW => {
+                Some((BAD_TOKEN_WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts one wrong token from `ip`.
+    pub fn count_failure(&self, ip: IpAddr) {
+        if self.limit == 0 {
+            return;
+        }
+        let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len() >= CLIENTS_MAX && !f.contains_key(&ip) {
+            f.retain(|_, (_, since)| since.elapsed() < BAD_TOKEN_WINDOW);
+            if f.len() >= CLIENTS_MAX {
+                f.clear();
+            }
+        }
+        let e = f.entry(ip).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= BAD_TOKEN_WINDOW {
+            *e = (0, Instant::now());
+        }
+        e.0 = e.0.saturating_add(1);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
         self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 }

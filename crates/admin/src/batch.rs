@@ -81,6 +81,11 @@ fn row_err(row: usize, msg: impl std::fmt::Display) -> ApiError {
 /// Rows `username,password,email,first_name,last_name` (a header row
 /// naming the columns is skipped). An empty password is generated.
 pub fn parse_csv(data: &[u8]) -> ApiResult<Vec<NewUser>> {
+    parse_csv_max(data, MAX_USERS)
+}
+
+/// [`parse_csv`] with at most `max_users` users.
+pub fn parse_csv_max(data: &[u8], max_users: usize) -> ApiResult<Vec<NewUser>> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -163,8 +168,8 @@ pub fn parse_csv(data: &[u8]) -> ApiResult<Vec<NewUser>> {
             first_name,
             last_name,
         });
-        if users.len() > MAX_USERS {
-            return Err(row_err(row, format!("more than {MAX_USERS} users")));
+        if users.len() > max_users {
+            return Err(row_err(row, format!("more than {max_users} users")));
         }
     }
     if users.is_empty() {
@@ -191,11 +196,16 @@ pub fn check_prefix(p: &str) -> ApiResult<()> {
 
 /// `prefix` + a zero-padded sequence number (guest001..guest100).
 pub fn prefix_users(prefix: &str, count: usize) -> ApiResult<Vec<NewUser>> {
+    prefix_users_max(prefix, count, MAX_USERS)
+}
+
+/// [`prefix_users`] with at most `max_users` users.
+pub fn prefix_users_max(prefix: &str, count: usize, max_users: usize) -> ApiResult<Vec<NewUser>> {
     check_prefix(prefix)?;
-    if !(1..=MAX_USERS).contains(&count) {
+    if !(1..=max_users).contains(&count) {
         return Err(ApiError::invalid(
             "number_of_users",
-            format!("must be between 1 and {MAX_USERS}"),
+            format!("must be between 1 and {max_users}"),
         ));
     }
     let width = count.to_string().len();
@@ -503,7 +513,7 @@ async fn read_spec(st: &SharedState, req: Request) -> ApiResult<BatchSpec> {
                 prefix: None,
                 expiration_date,
                 groupname,
-                users: parse_csv(&data)?,
+                users: parse_csv_max(&data, st.cfg.max_batch_users)?,
             }
         }
         "prefix" => {
@@ -520,7 +530,7 @@ async fn read_spec(st: &SharedState, req: Request) -> ApiResult<BatchSpec> {
             input.deny_unknown("field")?;
             let count = usize::try_from(count).unwrap_or(0);
             BatchSpec {
-                users: prefix_users(&prefix, count)?,
+                users: prefix_users_max(&prefix, count, st.cfg.max_batch_users)?,
                 name,
                 strategy: "prefix",
                 prefix: Some(prefix),

@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The e-mail / SMS sender failed (502): reported, never swallowed.
     #[error("delivery failed: {0}")]
     Delivery(String),
+    /// Too many wrong API tokens from this client (429); retry after the
+    /// given seconds.
+    #[error("too many invalid tokens; retry later")]
+    TooManyRequests(u64),
     /// Database unreachable or failing (503); the detail goes to the log.
     #[error("database unavailable")]
     Unavailable(String),
@@ -66,6 +70,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Delivery(_) => StatusCode::BAD_GATEWAY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -89,6 +94,10 @@ impl IntoResponse for ApiError {
             _ => json!({ "detail": self.to_string() }),
         };
         let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::TooManyRequests(secs) = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

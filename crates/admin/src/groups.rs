@@ -104,7 +104,9 @@ fn parse_attrs(field: &str, v: Option<Value>, reply: bool) -> ApiResult<Option<V
             .str_opt("op")
             .map_err(|_| ApiError::invalid(at("op"), "must be a string"))?
             .unwrap_or_else(|| default_op.to_string());
-        let parsed = Op::exact(op.trim())
+        // Stored trimmed: the column is varchar(2).
+        let op = op.trim().to_string();
+        let parsed = Op::exact(&op)
             .ok_or_else(|| ApiError::invalid(at("op"), format!("'{op}' is not an operator")))?;
         if reply && !matches!(parsed, Op::Eq | Op::Set | Op::Add | Op::Sub | Op::Prepend) {
             return Err(ApiError::invalid(

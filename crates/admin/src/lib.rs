@@ -66,6 +66,12 @@ pub struct Config {
     /// password-equivalent for MS-CHAP; sites that want Argon2id only turn
     /// it off and get NULL (never a stale hash of an older password).
     pub store_nt_hash: bool,
+    /// Wrong API tokens one client address may send per minute before its
+    /// unknown tokens are answered 429 (0: no limit).
+    pub bad_token_limit: u32,
+    /// Most users one batch may create (POST batch/); the OpenAPI document
+    /// states it.
+    pub max_batch_users: usize,
 }
 
 impl Config {
@@ -87,6 +93,8 @@ impl Config {
             lockout_attempts: 5,
             lockout_period: Duration::from_secs(300),
             store_nt_hash: true,
+            bad_token_limit: 20,
+            max_batch_users: batch::MAX_USERS,
         }
     }
 }
@@ -113,6 +121,7 @@ impl AppState {
         ])
         .map_err(|e| e.to_string())?;
         let store = radius_core::store::Store::new(&module_cfg).map_err(|e| e.to_string())?;
+        let cfg_limit = cfg.bad_token_limit;
         let bootstrap_hash = cfg
             .bootstrap_token
             .as_deref()
@@ -122,7 +131,7 @@ impl AppState {
             db,
             store,
             bootstrap_hash,
-            api_tokens: auth::TokenSet::default(),
+            api_tokens: auth::TokenSet::new(cfg_limit),
         })
     }
 
@@ -277,7 +286,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // The peer address feeds the wrong-token throttle.
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -142,6 +142,19 @@ struct ServeArgs {
         value_parser = clap::value_parser!(u64).range(0..=315_360_000),
     )]
     lockout_period: u64,
+    /// Wrong API tokens one client address may send per minute; past it
+    /// the address gets 429 for any token not known valid (valid tokens
+    /// still pass). 0: no limit.
+    #[arg(long, env = "RADIUS_ADMIN_BAD_TOKEN_LIMIT", default_value_t = 20)]
+    bad_token_limit: u32,
+    /// Most users one POST batch/ may create (the OpenAPI document states it).
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_MAX_BATCH_USERS",
+        default_value_t = batch::MAX_USERS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=batch::MAX_USERS as i64),
+    )]
+    max_batch_users: u32,
     /// Do not migrate the schema at start.
     #[arg(long)]
     no_migrate: bool,
@@ -412,6 +425,7 @@ fn apply_login_policy(cfg: &mut Config, store_nt_hash: bool, a: &ServeArgs) -> R
 }
 
 async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), String> {
+    log::info!("database: {}", radius_core::config::redact_dsn(&dsn));
     let mut cfg = Config::new(&dsn);
     // Before migrating or listening: a bad value must not start a server.
     apply_login_policy(&mut cfg, store_nt_hash, &a)?;
@@ -431,6 +445,8 @@ async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), Str
     cfg.authorize_reject = a.authorize_reject;
     cfg.store_rejected_password = a.store_rejected_password;
     cfg.max_body_bytes = a.max_body_bytes;
+    cfg.bad_token_limit = a.bad_token_limit;
+    cfg.max_batch_users = a.max_batch_users as usize;
     cfg.radius_token_ttl = Duration::from_secs(a.radius_token_ttl.max(1));
     cfg.oob_ttl = Duration::from_secs(a.oob_ttl.max(1));
     if let Some(url) = &a.smtp_url {

@@ -1,13 +1,48 @@
 //! The OpenAPI 3.0 document of the API, written out by hand: inputs are
 //! validated by hand (to name the field in every 400), so deriving schemas
-//! from serde types would describe types the handlers do not use. A test
-//! checks that the document parses as OpenAPI 3 and covers every route.
+//! from serde types would describe types the handlers do not use. The
+//! limits it states are the handlers' own constants (and the server's
+//! configuration), so the two cannot drift apart silently; a test checks
+//! that it parses as OpenAPI 3 and covers every route, and scripts/test
+//! runs schemathesis against it (every answer documented, every body
+//! conforming).
 
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-pub async fn serve() -> Json<Value> {
-    Json(document())
+use crate::radius::{MAX_ATTR_BYTES, MAX_LOGIN_PASSWORD_BYTES, MAX_OCTETS, MAX_PAGE};
+use crate::SharedState;
+
+pub async fn serve(State(st): State<SharedState>) -> Json<Value> {
+    Json(document_for(st.cfg.max_batch_users))
+}
+
+/// The document with the default limits.
+pub fn document() -> Value {
+    document_for(crate::batch::MAX_USERS)
+}
+
+/// A string of at most `max` characters (the handlers count bytes: text
+/// beyond ASCII reaches the limit sooner).
+fn text(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max })
+}
+
+fn ntext(max: usize) -> Value {
+    json!({ "type": "string", "maxLength": max, "nullable": true })
+}
+
+fn int(min: i64, max: i64) -> Value {
+    json!({ "type": "integer", "minimum": min, "maximum": max })
+}
+
+/// No control characters, no surrounding blanks (a RADIUS User-Name as the
+/// API takes it), and `extra` characters refused anywhere.
+fn trimmed_pattern(extra: &str) -> String {
+    let no = format!("\\s\\x00-\\x1f\\x7f-\\x9f{extra}");
+    let inner = format!("\\x00-\\x1f\\x7f-\\x9f{extra}");
+    format!("^[^{no}](?:[^{inner}]*[^{no}])?$")
 }
 
 fn s(t: &str) -> Value {
@@ -23,6 +58,12 @@ fn obj(props: Value, required: &[&str]) -> Value {
     if !required.is_empty() {
         o["required"] = json!(required);
     }
+    o
+}
+
+/// An input object whose unknown fields the handler refuses.
+fn closed(mut o: Value) -> Value {
+    o["additionalProperties"] = json!(false);
     o
 }
 
@@ -54,31 +95,55 @@ fn err(desc: &str) -> Value {
     json!({ "description": desc, "content": { "application/json": { "schema": r("Error") } } })
 }
 
-fn q(name: &str, desc: &str, ty: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": { "type": ty } })
+fn q(name: &str, desc: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": desc, "schema": schema })
 }
 
-fn p(name: &str, ty: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "schema": { "type": ty } })
+fn p(name: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": schema })
 }
 
-/// Common error answers of protected operations.
+/// A database id in the path.
+fn p_id() -> Value {
+    p("id", int(1, i64::MAX))
+}
+
+/// A group or member name in the path: any text but NUL.
+fn p_name(name: &str) -> Value {
+    p(
+        name,
+        json!({ "type": "string", "minLength": 1, "maxLength": crate::groups::MAX_PATH_NAME_BYTES }),
+    )
+}
+
+/// Common error answers of protected operations; those `responses`
+/// already names stay as given.
 fn errors(mut responses: Value) -> Value {
     let m = responses.as_object_mut().expect("object");
-    m.insert(
-        "400".into(),
-        err("Bad input; `field` names the field or parameter"),
-    );
-    m.insert("401".into(), err("No API token"));
-    m.insert("403".into(), err("Invalid API token"));
-    m.insert("503".into(), err("Database unavailable"));
+    for (code, desc) in [
+        ("400", "Bad input; `field` names the field or parameter"),
+        ("401", "No API token"),
+        ("403", "Invalid API token"),
+        (
+            "429",
+            "Too many invalid API tokens from this address (Retry-After)",
+        ),
+        ("503", "Database unavailable"),
+    ] {
+        m.entry(code).or_insert_with(|| err(desc));
+    }
     responses
 }
 
 fn user_filters() -> Vec<Value> {
+    let filter = || text(crate::users::MAX_FILTER_BYTES);
     let mut v = vec![
-        q("limit", "page size (1..1000, default 20)", "integer"),
-        q("offset", "first row (default 0)", "integer"),
+        q("limit", "page size (default 20)", int(1, 1000)),
+        q(
+            "offset",
+            "first row (default 0)",
+            int(0, crate::users::MAX_OFFSET),
+        ),
     ];
     for (f, lookups) in [
         (
@@ -104,46 +169,58 @@ fn user_filters() -> Vec<Value> {
             } else {
                 format!("{f}, {l}")
             };
-            v.push(q(&name, &desc, "string"));
+            v.push(q(&name, &desc, filter()));
         }
     }
     v.push(q(
         "active",
         "active as shown (false includes users locked after failed logins)",
-        "boolean",
+        json!({ "type": "boolean" }),
     ));
     v.push(q(
         "token_type",
-        "ftk, ftm, ftc, email, sms or dual",
-        "string",
+        "token type",
+        json!({ "type": "string", "enum": crate::users::TOKEN_TYPES }),
     ));
     v
 }
 
-pub fn document() -> Value {
-    let attr = obj(
-        json!({ "attribute": s("string"), "op": s("string"), "value": s("string") }),
-        &["attribute", "value"],
-    );
+pub fn document_for(max_batch_users: usize) -> Value {
+    let attr_name = json!({ "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$" });
+    let attr_value = json!({ "type": "string", "maxLength": 1024, "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f]*$" });
+    let attr = |ops: &[&str]| {
+        obj(
+            json!({ "attribute": attr_name, "op": { "type": "string", "enum": ops }, "value": attr_value }),
+            &["attribute", "value"],
+        )
+    };
+    let check_ops = [
+        "=", ":=", "+=", "-=", "^=", "==", "!=", "<", "<=", ">", ">=", "=~", "!~", "=*", "!*",
+    ];
+    let reply_ops = ["=", ":=", "+=", "-=", "^="];
+    let username = json!({ "type": "string", "minLength": 1, "maxLength": 253, "pattern": trimmed_pattern("") });
+    let group_name = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": trimmed_pattern("/") });
+    let timestamp = json!({ "type": "string", "format": "date-time", "nullable": true,
+        "description": "RFC 3339 (years 0001..9999); also 'YYYY-MM-DD HH:MM:SS' (UTC), a date, or epoch seconds" });
     let user_props = json!({
         "id": { "type": "integer", "readOnly": true },
-        "username": { "type": "string", "maxLength": 253, "description": "read-only after creation" },
-        "server_name": { "type": "string", "description": "required when creating; read-only" },
-        "server_address": { "type": "string", "description": "required when creating; read-only" },
-        "email": { "type": "string", "format": "email", "nullable": true },
-        "first_name": s("string"),
-        "last_name": s("string"),
+        "username": { "type": "string", "minLength": 1, "maxLength": 253, "pattern": trimmed_pattern(""), "description": "required on create; read-only after" },
+        "server_name": { "type": "string", "maxLength": 255, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$", "nullable": true, "description": "required when creating; read-only after (null for users made by batches or token/)" },
+        "server_address": { "type": "string", "maxLength": 255, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$", "nullable": true, "description": "required when creating; read-only after" },
+        "email": { "type": "string", "format": "email", "maxLength": 254, "nullable": true },
+        "first_name": { "type": "string", "maxLength": 150, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" },
+        "last_name": { "type": "string", "maxLength": 150, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" },
         "active": { "type": "boolean", "description": "false while the user is locked after failed logins (reason 2); PATCH true unlocks (deletes the lockout and its failures count)" },
         "reason": { "type": "integer", "minimum": 0, "maximum": 8, "nullable": true,
                     "description": "0 manually disabled, 1 account inactivity, 2 too many failed attempts (shown while locked), 3 account expiry, 4 password expiry, 5 FTM activation expiry, 6 revoked token, 7 usage limit exceeded, 8 pending administrator approval" },
-        "mobile_number": { "type": "string", "maxLength": 25, "nullable": true, "description": "+<country_code>-<number>" },
+        "mobile_number": { "type": "string", "maxLength": 25, "pattern": "^\\+[0-9]{1,3}-[0-9]{4,20}$", "nullable": true, "description": "+<country_code>-<number>" },
         "token_auth": { "type": "boolean", "description": "true requires token_type" },
-        "token_type": { "type": "string", "enum": ["ftk", "ftm", "ftc", "email", "sms", "dual"], "nullable": true },
-        "token_serial": ns("string"),
-        "ftm_act_method": { "type": "string", "enum": ["email", "sms"], "nullable": true },
+        "token_type": { "type": "string", "enum": ["ftk", "ftm", "ftc", "email", "sms", "dual", null], "nullable": true, "description": "email needs email, sms needs mobile_number, dual both" },
+        "token_serial": { "type": "string", "maxLength": 64, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$", "nullable": true },
+        "ftm_act_method": { "type": "string", "enum": ["email", "sms", null], "nullable": true },
         "fido": s("boolean"),
-        "expiration": { "type": "string", "nullable": true, "description": "RFC 3339; on input also a date YYYY-MM-DD (valid through that day, UTC)" },
-        "password": { "type": "string", "writeOnly": true, "minLength": 8, "description": "stored as Argon2id, plus its NT hash unless the server runs with --store-nt-hash false (then any older NT hash is cleared)" },
+        "expiration": { "type": "string", "format": "date-time", "nullable": true, "description": "RFC 3339 (years 0001..9999); on input also a date YYYY-MM-DD (valid through that day, UTC) or epoch seconds" },
+        "password": { "type": "string", "writeOnly": true, "minLength": 8, "maxLength": 256, "description": "at least 8 characters, at most 256 bytes; stored as Argon2id, plus its NT hash unless the server runs with --store-nt-hash false (then any older NT hash is cleared)" },
         "batch": { "type": "integer", "nullable": true, "readOnly": true },
         "has_password": { "type": "boolean", "readOnly": true },
         "has_nt_hash": { "type": "boolean", "readOnly": true, "description": "an NT hash is stored (MS-CHAP / PEAP-MSCHAPv2 possible); false with --store-nt-hash false or for a password set before it was stored" },
@@ -152,71 +229,118 @@ pub fn document() -> Value {
         "created_at": { "type": "string", "format": "date-time", "readOnly": true },
         "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
     });
-    let acct_fields = [
+    // Inputs: the writable fields only (anything else is a 400).
+    let mut user_in = user_props.clone();
+    user_in
+        .as_object_mut()
+        .expect("object")
+        .retain(|_, v| v.get("readOnly").is_none());
+    let mut user_patch = user_in.clone();
+    for ro in ["username", "server_name", "server_address"] {
+        user_patch.as_object_mut().expect("object").remove(ro);
+    }
+    let acct_text = [
         "session_id",
         "unique_id",
         "username",
         "groupname",
         "realm",
-        "nas_ip_address",
         "nas_port_id",
         "nas_port_type",
-        "start_time",
-        "update_time",
-        "stop_time",
-        "interval",
-        "session_time",
         "authentication",
         "connection_info_start",
         "connection_info_stop",
-        "input_octets",
-        "output_octets",
         "called_station_id",
         "calling_station_id",
         "terminate_cause",
         "service_type",
         "framed_protocol",
-        "framed_ip_address",
     ];
-    let mut acct_props = serde_json::Map::new();
-    for f in acct_fields {
-        let t = match f {
-            "interval" | "session_time" | "input_octets" | "output_octets" => ns("integer"),
-            _ => ns("string"),
-        };
-        acct_props.insert(f.into(), t);
+    let u32_max = i64::from(u32::MAX);
+    let mut acct_in = serde_json::Map::new();
+    let mut acct_out = serde_json::Map::new();
+    acct_out.insert("id".into(), s("integer"));
+    for f in acct_text {
+        acct_in.insert(f.into(), ntext(MAX_ATTR_BYTES));
+        acct_out.insert(f.into(), ns("string"));
     }
-    let acct = Value::Object(acct_props.clone());
-    let mut acct_in = acct_props;
+    for f in ["start_time", "update_time", "stop_time"] {
+        acct_in.insert(f.into(), timestamp.clone());
+        acct_out.insert(
+            f.into(),
+            json!({ "type": "string", "format": "date-time", "nullable": true }),
+        );
+    }
+    for (f, max) in [
+        ("interval", u32_max),
+        ("session_time", u32_max),
+        ("input_octets", MAX_OCTETS as i64),
+        ("output_octets", MAX_OCTETS as i64),
+    ] {
+        let mut t = int(0, max);
+        t["nullable"] = json!(true);
+        acct_in.insert(f.into(), t);
+        acct_out.insert(f.into(), ns("integer"));
+    }
+    acct_in.insert(
+        "nas_ip_address".into(),
+        json!({ "type": "string", "format": "ipv4", "description": "IPv4 or IPv6 address" }),
+    );
+    acct_in.insert("framed_ip_address".into(), json!({ "type": "string", "format": "ipv4", "nullable": true, "description": "IPv4 or IPv6 address" }));
+    acct_out.insert("nas_ip_address".into(), s("string"));
+    acct_out.insert("framed_ip_address".into(), s("string"));
+    acct_in["session_id"]["minLength"] = json!(1);
+    acct_in["unique_id"]["minLength"] = json!(1);
     acct_in.insert(
         "status_type".into(),
-        json!({ "type": "string", "description": "Start, Interim-Update, Stop, Accounting-On, Accounting-Off or the numeric Acct-Status-Type" }),
+        json!({ "type": "string", "enum": ["Start", "Interim-Update", "Stop", "Accounting-On", "Accounting-Off"],
+                "description": "also accepted: the numeric Acct-Status-Type; session_id and unique_id are required for Start, Interim-Update and Stop" }),
     );
     let batch = obj(
         json!({
-            "id": s("integer"), "name": s("string"), "strategy": s("string"),
+            "id": s("integer"), "name": s("string"), "strategy": { "type": "string", "enum": ["csv", "prefix"] },
             "prefix": ns("string"), "expiration_date": { "type": "string", "format": "date", "nullable": true },
-            "created_at": s("string"), "user_count": s("integer"),
-            "users": { "type": "array", "items": obj(json!({ "id": s("integer"), "username": s("string"), "password": ns("string") }), &[]) },
+            "created_at": { "type": "string", "format": "date-time" }, "user_count": s("integer"),
+            "users": { "type": "array", "items": obj(json!({ "id": s("integer"), "username": s("string"), "password": ns("string") }), &["username"]) },
         }),
-        &[],
+        &["id", "name", "strategy"],
+    );
+    let batch_name = json!({ "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*\\S[^\\x00-\\x1f\\x7f-\\x9f]*$" });
+    let prefix = json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,32}$" });
+    let count = int(1, max_batch_users as i64);
+    let expiration_date = json!({ "type": "string", "format": "date", "description": "the last valid day (UTC), year 0001..9999" });
+    let member = obj(
+        json!({ "username": s("string"), "priority": s("integer") }),
+        &["username", "priority"],
     );
     let group = obj(
         json!({
             "name": s("string"), "description": s("string"),
-            "check": { "type": "array", "items": r("Attribute") },
-            "reply": { "type": "array", "items": r("Attribute") },
-            "members": { "type": "array", "items": obj(json!({ "username": s("string"), "priority": s("integer") }), &[]) },
+            "check": { "type": "array", "items": r("CheckAttribute") },
+            "reply": { "type": "array", "items": r("ReplyAttribute") },
+            "members": { "type": "array", "items": member.clone() },
         }),
-        &["name"],
+        &["name", "description", "check", "reply", "members"],
     );
+    let group_props = |with_name: bool| {
+        let mut p = json!({
+            "description": { "type": "string", "maxLength": 1000 },
+            "check": { "type": "array", "items": r("CheckAttribute"), "description": "replaces the group's check items" },
+            "reply": { "type": "array", "items": r("ReplyAttribute"), "description": "replaces the group's reply items" },
+        });
+        if with_name {
+            p["name"] = group_name.clone();
+        }
+        p
+    };
+    let json_body = |schema: Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     let no_body = |code: &str, d: &str| json!({ code: { "description": d } });
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "radius-admin",
             "version": radius_core::VERSION,
-            "description": "Management API of rlm_rust. Send the API token as `Authorization: Bearer <token>` or `?token=<token>`; a missing token is answered 401, an invalid one 403. Errors are JSON `{\"detail\": ..., \"field\": ...}`."
+            "description": "Management API of rlm_rust. Send the API token as `Authorization: Bearer <token>` or `?token=<token>`; a missing token is answered 401, an invalid one 403, and an address that sent too many invalid ones 429. Errors are JSON `{\"detail\": ..., \"field\": ...}`. No text field may hold NUL."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }, { "query_token": [] }],
@@ -226,7 +350,7 @@ pub fn document() -> Value {
                 "requestBody": body_ref("Credentials"),
                 "responses": errors(json!({
                     "200": ok("Accepted: control and reply attributes", Some(json!({ "type": "object", "additionalProperties": true, "example": { "control:Auth-Type": "Accept", "reply:Session-Timeout": "3600" } }))),
-                    "401": { "description": "Rejected (empty body, or {\"control:Auth-Type\": \"Reject\"} with --authorize-reject json); also: no API token" },
+                    "401": { "description": "Rejected: an empty body without a content type (django-freeradius), or {\"control:Auth-Type\": \"Reject\"} with --authorize-reject json; also a missing API token (JSON error)" },
                 }))
             }},
             "/api/v1/postauth/": { "post": {
@@ -238,13 +362,13 @@ pub fn document() -> Value {
                 "get": {
                     "summary": "Accounting sessions, newest first; Link header pagination",
                     "parameters": [
-                        q("username", "exact", "string"), q("called_station_id", "exact", "string"),
-                        q("calling_station_id", "exact", "string"),
-                        q("start_time", "start time greater or equal (RFC 3339, date or epoch)", "string"),
-                        q("stop_time", "stop time less or equal", "string"),
-                        q("is_open", "stop_time is null", "boolean"),
-                        q("page", "page number (1-based)", "integer"),
-                        q("page_size", "1..1000, default 100", "integer"),
+                        q("username", "exact", text(MAX_ATTR_BYTES)), q("called_station_id", "exact", text(MAX_ATTR_BYTES)),
+                        q("calling_station_id", "exact", text(MAX_ATTR_BYTES)),
+                        q("start_time", "start time greater or equal (RFC 3339, date or epoch)", json!({ "type": "string", "format": "date-time" })),
+                        q("stop_time", "stop time less or equal", json!({ "type": "string", "format": "date-time" })),
+                        q("is_open", "stop_time is null", json!({ "type": "boolean" })),
+                        q("page", "page number (1-based)", int(1, MAX_PAGE)),
+                        q("page_size", "default 100", int(1, 1000)),
                     ],
                     "responses": errors(json!({ "200": ok("Sessions (Link and X-Total-Count headers)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
                 },
@@ -260,10 +384,10 @@ pub fn document() -> Value {
                     "summary": "Batch user creation (csv or prefix), all or nothing",
                     "requestBody": { "required": true, "content": {
                         "multipart/form-data": { "schema": obj(json!({
-                            "name": s("string"), "strategy": { "type": "string", "enum": ["csv", "prefix"] },
-                            "csvfile": { "type": "string", "format": "binary", "description": "rows username,password,email,first_name,last_name; empty password = generated" },
-                            "prefix": s("string"), "number_of_users": s("integer"),
-                            "expiration_date": { "type": "string", "format": "date" }, "groupname": s("string"),
+                            "name": batch_name, "strategy": { "type": "string", "enum": ["csv", "prefix"] },
+                            "csvfile": { "type": "string", "format": "binary", "description": format!("rows username,password,email,first_name,last_name; empty password = generated; at most {max_batch_users} users") },
+                            "prefix": prefix, "number_of_users": count,
+                            "expiration_date": expiration_date, "groupname": group_name,
                         }), &["name", "strategy"]) },
                         "application/json": { "schema": r("PrefixBatch") },
                         "application/x-www-form-urlencoded": { "schema": r("PrefixBatch") },
@@ -272,15 +396,15 @@ pub fn document() -> Value {
                 }
             },
             "/api/v1/batch/{id}/": { "get": {
-                "summary": "One batch with its users", "parameters": [p("id", "integer")],
+                "summary": "One batch with its users", "parameters": [p_id()],
                 "responses": errors(json!({ "200": ok("Batch", Some(r("Batch"))), "404": err("No such batch") }))
             }},
             "/api/v1/batch/{id}/csv/": { "get": {
-                "summary": "Credentials of a prefix batch as CSV", "parameters": [p("id", "integer")],
+                "summary": "Credentials of a prefix batch as CSV", "parameters": [p_id()],
                 "responses": errors(json!({ "200": { "description": "username,password rows", "content": { "text/csv": { "schema": s("string") } } }, "404": err("No such prefix batch") }))
             }},
             "/api/v1/batch/{id}/pdf/": { "get": {
-                "summary": "Credentials of a prefix batch as a printable PDF", "parameters": [p("id", "integer")],
+                "summary": "Credentials of a prefix batch as a printable PDF", "parameters": [p_id()],
                 "responses": errors(json!({ "200": { "description": "PDF", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } }, "404": err("No such prefix batch") }))
             }},
             "/api/v1/token/": { "post": {
@@ -291,67 +415,67 @@ pub fn document() -> Value {
                     "200": ok("The user's auth token and a one-time RADIUS token", Some(obj(json!({
                         "username": s("string"), "token": s("string"), "radius_token": s("string"),
                         "radius_token_expires_at": { "type": "string", "format": "date-time" },
-                    }), &[]))),
-                    "400": err("Missing field"),
+                    }), &["username", "token", "radius_token", "radius_token_expires_at"]))),
+                    "400": err("Missing or overlong field"),
                     "401": err("Invalid username or password (same answer for every cause)"),
                     "503": err("Database unavailable"),
                 }
             }},
             "/api/v1/radiususers/": {
                 "get": { "summary": "RADIUS users (filters: field or field__lookup)", "parameters": user_filters(),
-                    "responses": errors(json!({ "200": ok("Tastypie-style page", Some(obj(json!({
-                        "meta": obj(json!({ "limit": s("integer"), "offset": s("integer"), "total_count": s("integer"), "next": ns("string"), "previous": ns("string") }), &[]),
+                    "responses": errors(json!({ "414": { "description": "URI too long (the filters together exceed 64 KiB; answered by the HTTP layer, no body)" }, "200": ok("Tastypie-style page", Some(obj(json!({
+                        "meta": obj(json!({ "limit": s("integer"), "offset": s("integer"), "total_count": s("integer"), "next": ns("string"), "previous": ns("string") }), &["limit", "offset", "total_count", "next", "previous"]),
                         "objects": { "type": "array", "items": r("RadiusUser") },
-                    }), &[]))) })) },
-                "post": { "summary": "Create a RADIUS user", "requestBody": body_ref("RadiusUser"),
+                    }), &["meta", "objects"]))) })) },
+                "post": { "summary": "Create a RADIUS user", "requestBody": body_ref("RadiusUserInput"),
                     "responses": errors(json!({ "201": ok("Created", Some(r("RadiusUser"))) })) }
             },
             "/api/v1/radiususers/{id}/": {
-                "get": { "summary": "One RADIUS user", "parameters": [p("id", "integer")],
+                "get": { "summary": "One RADIUS user", "parameters": [p_id()],
                     "responses": errors(json!({ "200": ok("User", Some(r("RadiusUser"))), "404": err("No such user") })) },
-                "patch": { "summary": "Update fields; \"active\": true also unlocks a locked user", "parameters": [p("id", "integer")], "requestBody": body_ref("RadiusUser"),
+                "patch": { "summary": "Update fields; \"active\": true also unlocks a locked user", "parameters": [p_id()], "requestBody": body_ref("RadiusUserPatch"),
                     "responses": errors(json!({ "200": ok("User", Some(r("RadiusUser"))), "404": err("No such user") })) },
-                "delete": { "summary": "Delete the user and its group memberships", "parameters": [p("id", "integer")],
+                "delete": { "summary": "Delete the user and its group memberships", "parameters": [p_id()],
                     "responses": errors(json!({ "204": { "description": "Deleted" }, "404": err("No such user") })) }
             },
             "/api/v1/radiususers/{id}/password/": { "post": {
-                "summary": "Set the password, or reset it to a generated one (empty body); the NT hash follows --store-nt-hash", "parameters": [p("id", "integer")],
-                "requestBody": { "required": false, "content": { "application/json": { "schema": obj(json!({ "password": s("string") }), &[]) } } },
-                "responses": errors(json!({ "200": ok("Done; `password` holds a generated one", Some(obj(json!({ "detail": s("string"), "password": s("string") }), &[]))), "404": err("No such user") }))
+                "summary": "Set the password, or reset it to a generated one (empty body); the NT hash follows --store-nt-hash", "parameters": [p_id()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": closed(obj(json!({ "password": { "type": "string", "minLength": 8, "maxLength": 256 } }), &[])) } } },
+                "responses": errors(json!({ "200": ok("Done; `password` holds a generated one", Some(obj(json!({ "detail": s("string"), "password": s("string") }), &["detail"]))), "404": err("No such user") }))
             }},
             "/api/v1/radiususers/{id}/sendoobtoken/": { "post": {
-                "summary": "Send an out-of-band code by e-mail or SMS", "parameters": [p("id", "integer")],
-                "requestBody": { "required": false, "content": { "application/json": { "schema": obj(json!({ "channel": { "type": "string", "enum": ["email", "sms"] } }), &[]) } } },
+                "summary": "Send an out-of-band code by e-mail or SMS", "parameters": [p_id()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": closed(obj(json!({ "channel": { "type": "string", "enum": ["email", "sms"] } }), &[])) } } },
                 "responses": errors(json!({
-                    "200": ok("Sent", Some(obj(json!({ "detail": s("string"), "channel": s("string"), "sender": s("string"), "expires_at": s("string") }), &[]))),
+                    "200": ok("Sent", Some(obj(json!({ "detail": s("string"), "channel": s("string"), "sender": s("string"), "expires_at": { "type": "string", "format": "date-time" } }), &["detail", "channel", "sender", "expires_at"]))),
                     "404": err("No such user"),
                     "502": err("Delivery failed (nothing stored)"),
                 }))
             }},
             "/api/v1/groups/": {
                 "get": { "summary": "Groups (explicit and those found in the stock tables)",
-                    "responses": errors(json!({ "200": ok("Groups", Some(json!({ "type": "array", "items": obj(json!({ "name": s("string"), "description": s("string"), "member_count": s("integer"), "check_count": s("integer"), "reply_count": s("integer") }), &[]) }))) })) },
-                "post": { "summary": "Create a group with check/reply attributes", "requestBody": { "required": true, "content": { "application/json": { "schema": r("Group") } } },
+                    "responses": errors(json!({ "200": ok("Groups", Some(json!({ "type": "array", "items": obj(json!({ "name": s("string"), "description": s("string"), "member_count": s("integer"), "check_count": s("integer"), "reply_count": s("integer") }), &["name"]) }))) })) },
+                "post": { "summary": "Create a group with check/reply attributes", "requestBody": json_body(closed(obj(group_props(true), &["name"]))),
                     "responses": errors(json!({ "201": ok("Created", Some(r("Group"))) })) }
             },
             "/api/v1/groups/{name}/": {
-                "get": { "summary": "One group", "parameters": [p("name", "string")],
+                "get": { "summary": "One group", "parameters": [p_name("name")],
                     "responses": errors(json!({ "200": ok("Group", Some(r("Group"))), "404": err("No such group") })) },
-                "patch": { "summary": "Update description; replace check and/or reply lists", "parameters": [p("name", "string")],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": r("Group") } } },
+                "patch": { "summary": "Update description; replace check and/or reply lists (the name is read-only)", "parameters": [p_name("name")],
+                    "requestBody": json_body(closed(obj(group_props(false), &[]))),
                     "responses": errors(json!({ "200": ok("Group", Some(r("Group"))), "404": err("No such group") })) },
-                "delete": { "summary": "Delete the group, its attributes and memberships", "parameters": [p("name", "string")],
+                "delete": { "summary": "Delete the group, its attributes and memberships", "parameters": [p_name("name")],
                     "responses": errors(json!({ "204": { "description": "Deleted" }, "404": err("No such group") })) }
             },
             "/api/v1/groups/{name}/members/": {
-                "get": { "summary": "Members", "parameters": [p("name", "string")],
-                    "responses": errors(json!({ "200": ok("Members", Some(json!({ "type": "array", "items": obj(json!({ "username": s("string"), "priority": s("integer") }), &[]) }))), "404": err("No such group") })) },
-                "post": { "summary": "Add a member (radusergroup)", "parameters": [p("name", "string")],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": obj(json!({ "username": s("string"), "priority": s("integer") }), &["username"]) } } },
-                    "responses": errors(json!({ "201": ok("Added", None), "404": err("No such group"), "409": err("Already a member") })) }
+                "get": { "summary": "Members", "parameters": [p_name("name")],
+                    "responses": errors(json!({ "200": ok("Members", Some(json!({ "type": "array", "items": member }))), "404": err("No such group") })) },
+                "post": { "summary": "Add a member (radusergroup); the user must exist (profile or radcheck rows)", "parameters": [p_name("name")],
+                    "requestBody": json_body(closed(obj(json!({ "username": username, "priority": int(0, i64::from(i32::MAX)) }), &["username"]))),
+                    "responses": errors(json!({ "201": ok("Added", Some(obj(json!({ "username": s("string"), "groupname": s("string"), "priority": s("integer") }), &["username", "groupname", "priority"]))), "404": err("No such group"), "409": err("Already a member") })) }
             },
             "/api/v1/groups/{name}/members/{username}/": {
-                "delete": { "summary": "Remove a member", "parameters": [p("name", "string"), p("username", "string")],
+                "delete": { "summary": "Remove a member", "parameters": [p_name("name"), p_name("username")],
                     "responses": errors(json!({ "204": { "description": "Removed" }, "404": err("No such membership") })) }
             },
             "/api/v1/openapi.json": { "get": {
@@ -366,21 +490,29 @@ pub fn document() -> Value {
             },
             "schemas": {
                 "Error": obj(json!({ "detail": s("string"), "field": s("string") }), &["detail"]),
-                "Credentials": obj(json!({ "username": s("string"), "password": s("string") }), &["username", "password"]),
+                "Credentials": obj(json!({
+                    "username": { "type": "string", "minLength": 1, "maxLength": MAX_ATTR_BYTES },
+                    "password": { "type": "string", "minLength": 1, "maxLength": MAX_LOGIN_PASSWORD_BYTES },
+                }), &["username", "password"]),
                 "PostAuth": obj(json!({
-                    "username": s("string"), "password": s("string"), "reply": s("string"),
-                    "called_station_id": s("string"), "calling_station_id": s("string"),
+                    "username": { "type": "string", "minLength": 1, "maxLength": MAX_ATTR_BYTES },
+                    "password": { "type": "string", "maxLength": MAX_LOGIN_PASSWORD_BYTES, "description": "stored only for Access-Reject with --store-rejected-password" },
+                    "reply": { "type": "string", "minLength": 1, "maxLength": 64, "example": "Access-Accept" },
+                    "called_station_id": text(MAX_ATTR_BYTES), "calling_station_id": text(MAX_ATTR_BYTES),
                 }), &["username", "reply"]),
-                "Accounting": obj(acct, &[]),
-                "AccountingInput": obj(Value::Object(acct_in), &["status_type", "nas_ip_address"]),
-                "Attribute": attr,
+                "Accounting": obj(Value::Object(acct_out), &["id", "session_id", "unique_id"]),
+                "AccountingInput": obj(Value::Object(acct_in), &["status_type", "nas_ip_address", "session_id", "unique_id"]),
+                "CheckAttribute": attr(&check_ops),
+                "ReplyAttribute": attr(&reply_ops),
                 "Batch": batch,
-                "PrefixBatch": obj(json!({
-                    "name": s("string"), "strategy": { "type": "string", "enum": ["prefix"] },
-                    "prefix": s("string"), "number_of_users": s("integer"),
-                    "expiration_date": { "type": "string", "format": "date" }, "groupname": s("string"),
-                }), &["name", "strategy", "prefix", "number_of_users"]),
-                "RadiusUser": obj(user_props, &["username"]),
+                "PrefixBatch": closed(obj(json!({
+                    "name": batch_name, "strategy": { "type": "string", "enum": ["prefix"] },
+                    "prefix": prefix, "number_of_users": count,
+                    "expiration_date": expiration_date, "groupname": group_name,
+                }), &["name", "strategy", "prefix", "number_of_users"])),
+                "RadiusUser": obj(user_props, &["id", "username"]),
+                "RadiusUserInput": closed(obj(user_in, &["username", "server_name", "server_address"])),
+                "RadiusUserPatch": closed(obj(user_patch, &[])),
                 "Group": group,
             }
         }

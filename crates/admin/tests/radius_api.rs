@@ -151,6 +151,9 @@ async fn api_token_by_header_and_query_string() {
     // Tokens created like `token create` work until revoked; stored hashed.
     let pool = radius_admin::db::pool(&ctx.dsn, 1).unwrap();
     let (id, tok) = radius_admin::auth::create(&pool, "ci").await.unwrap();
+    // Valid once the copy in memory is older than the refresh time.
+    tokio::time::sleep(radius_admin::auth::REFRESH_AFTER + std::time::Duration::from_millis(50))
+        .await;
     let r = ctx
         .send(ctx.http.get(ctx.url(path)).bearer_auth(&tok))
         .await;
