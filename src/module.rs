@@ -321,6 +321,17 @@ impl State {
             "{name}: group commits: post-auth {pr} records in {pc} commits, \
              accounting {ar} records in {ac} commits"
         );
+        if let Some(j) = store.journal_status() {
+            log::info!(
+                "{name}: journal {}: {} records shipped in {} transactions, {} set aside, \
+                 {} waiting for PostgreSQL",
+                j.dir.display(),
+                j.shipped,
+                j.transactions,
+                j.set_aside,
+                j.pending
+            );
+        }
         drop(store);
         rt.shutdown_timeout(Duration::from_secs(2));
     }

@@ -12,15 +12,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
 
-use crate::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use crate::cache::{self, Cache};
-use crate::commit::GroupCommit;
 use crate::config::ModuleConfig;
 use crate::login::lockout::PendingResets;
 use crate::login::Verifier;
-use crate::postauth::PostAuthRecord;
 use crate::preload;
-use crate::sink::{group_commit, AcctBatch, PostAuthBatch};
+use crate::sink::{group_commit, AcctBatch, PostAuthBatch, Sink};
 use crate::{schema, Error};
 
 /// The module's and the admin's door to PostgreSQL. Cheap to share: the
@@ -33,12 +30,8 @@ pub struct Store {
     pub(crate) verifier: Arc<Verifier>,
     /// Set by [`Store::start_background`].
     pub(crate) pending_resets: Option<Arc<PendingResets>>,
-    pub(crate) postauth_gc: Option<GroupCommit<PostAuthRecord, ()>>,
-    pub(crate) acct_gc: Option<GroupCommit<(AcctStatus, AcctRecord), AcctOutcome>>,
-    /// Set by [`Store::start_journal`] (`durability = journal`). The
-    /// shipper is dropped first: it ships what is durable before it stops.
-    pub(crate) shipper: Option<crate::sink::Shipper>,
-    pub(crate) journal: Option<crate::sink::Journal>,
+    /// Where the module's accounting and post-auth records go.
+    pub(crate) sink: Sink,
 }
 
 pub(crate) struct Inner {
@@ -96,10 +89,7 @@ impl Store {
                 cfg.slow_hash_concurrency,
             )),
             pending_resets: None,
-            postauth_gc: None,
-            acct_gc: None,
-            shipper: None,
-            journal: None,
+            sink: Sink::Stopped,
         })
     }
 
@@ -141,8 +131,10 @@ impl Store {
             Arc::clone(&pending),
         ));
         self.pending_resets = Some(pending);
-        self.postauth_gc = Some(group_commit::<PostAuthBatch>(&self.inner)?);
-        self.acct_gc = Some(group_commit::<AcctBatch>(&self.inner)?);
+        self.sink = Sink::Database {
+            postauth: group_commit::<PostAuthBatch>(&self.inner)?,
+            acct: group_commit::<AcctBatch>(&self.inner)?,
+        };
         Ok(())
     }
 

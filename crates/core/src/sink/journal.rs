@@ -119,6 +119,9 @@ pub(crate) struct Core {
     /// When a "journal full" line was last logged (ms since `started`).
     full_logged: AtomicU64,
     started: Instant,
+    /// The last record of each flush not yet applied, with when it became
+    /// durable: the oldest gives the shipper's lag.
+    flushes: Mutex<VecDeque<(u64, Instant)>>,
     /// Why the shipper last failed, for the "journal full" line.
     pub(crate) last_error: Mutex<Option<String>>,
     /// Held while the journal is open: one process per directory.
@@ -238,6 +241,7 @@ impl Core {
             applied: AtomicU64::new(0),
             full_logged: AtomicU64::new(u64::MAX),
             started: Instant::now(),
+            flushes: Mutex::new(VecDeque::new()),
             last_error: Mutex::new(None),
             _lock: lock_file,
         })
@@ -292,6 +296,7 @@ impl Core {
             s.len += n;
         }
         drop(w);
+        lock(&self.flushes).push_back((last, Instant::now()));
         self.bytes.fetch_add(n, Ordering::Relaxed);
         *lock(&self.durable) = last;
         self.durable_cv.notify_all();
@@ -361,6 +366,12 @@ impl Core {
     /// (never the one being written to).
     pub(crate) fn release(&self, applied: u64) {
         self.applied.store(applied, Ordering::Relaxed);
+        {
+            let mut f = lock(&self.flushes);
+            while f.front().is_some_and(|(seq, _)| *seq <= applied) {
+                f.pop_front();
+            }
+        }
         let mut removed = false;
         loop {
             let mut segs = lock(&self.segments);
@@ -383,6 +394,18 @@ impl Core {
         }
         if removed {
             let _ = sync_dir(&self.dir);
+        }
+    }
+
+    /// How long the oldest record not yet applied has been durable (zero
+    /// when PostgreSQL has everything; records from before this start are
+    /// counted from the start).
+    pub(crate) fn lag(&self) -> Duration {
+        let oldest = lock(&self.flushes).front().map(|(_, t)| *t);
+        match oldest {
+            Some(t) => t.elapsed(),
+            None if self.applied.load(Ordering::Relaxed) < self.durable() => self.started.elapsed(),
+            None => Duration::ZERO,
         }
     }
 
