@@ -11,7 +11,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use deadpool_postgres::Pool;
@@ -27,13 +27,12 @@ pub async fn require_token(State(st): State<SharedState>, req: Request, next: Ne
         Ok(None) => return ApiError::Unauthenticated.into_response(),
         Err(e) => return e.into_response(),
     };
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let client = client_ip(&req);
+    let needed = required_scope(req.method(), req.uri().path());
     match is_valid(&st, &token, client).await {
-        Ok(true) => next.run(req).await,
-        Ok(false) => {
+        Ok(Some(granted)) if granted.allows(needed) => next.run(req).await,
+        Ok(Some(_)) => ApiError::Scope(needed.as_str()).into_response(),
+        Ok(None) => {
             if let Some(ip) = client {
                 st.api_tokens.count_failure(ip);
             }
@@ -43,9 +42,94 @@ pub async fn require_token(State(st): State<SharedState>, req: Request, next: Ne
     }
 }
 
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// What an API token may do. `read`: the management API's GETs
+/// (`accounting/` included); `write`: every management operation (read
+/// included); `radius`: the endpoints FreeRADIUS calls through rlm_rest
+/// (`authorize/`, `postauth/`, `POST accounting/`), nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    Read,
+    Write,
+    Radius,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Radius];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Radius => "radius",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// The scopes a token holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Granted {
+    read: bool,
+    write: bool,
+    radius: bool,
+}
+
+impl Granted {
+    pub const ALL: Granted = Granted {
+        read: true,
+        write: true,
+        radius: true,
+    };
+
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Granted {
+        let mut g = Granted::default();
+        for n in names {
+            match Scope::parse(n.as_ref()) {
+                Some(Scope::Read) => g.read = true,
+                Some(Scope::Write) => g.write = true,
+                Some(Scope::Radius) => g.radius = true,
+                None => {}
+            }
+        }
+        g
+    }
+
+    /// `write` includes `read`.
+    pub fn allows(self, s: Scope) -> bool {
+        match s {
+            Scope::Read => self.read || self.write,
+            Scope::Write => self.write,
+            Scope::Radius => self.radius,
+        }
+    }
+}
+
+/// The scope an operation needs: the FreeRADIUS-facing endpoints need
+/// `radius`, any other GET `read`, everything else `write`.
+pub fn required_scope(method: &Method, path: &str) -> Scope {
+    let radius = matches!(path, "/api/v1/authorize/" | "/api/v1/postauth/")
+        || (path == "/api/v1/accounting/" && method == Method::POST);
+    if radius {
+        Scope::Radius
+    } else if method == Method::GET || method == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    }
+}
+
 /// The bearer header wins over the query string. A header with another
 /// scheme counts as a wrong token (403), not a missing one.
-fn presented_token(req: &Request) -> ApiResult<Option<String>> {
+pub(crate) fn presented_token(req: &Request) -> ApiResult<Option<String>> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let h = h.to_str().map_err(|_| ApiError::Forbidden)?.trim();
         let (scheme, value) = h.split_once(' ').ok_or(ApiError::Forbidden)?;
@@ -64,14 +148,18 @@ fn presented_token(req: &Request) -> ApiResult<Option<String>> {
 }
 
 /// The bootstrap token and the tokens in memory pass (a stored one is
-/// confirmed by its row, so a revocation counts at once); anything else is
-/// refused from memory, or answered 429 once its client has sent too many
-/// wrong tokens.
-async fn is_valid(st: &SharedState, token: &str, client: Option<IpAddr>) -> ApiResult<bool> {
+/// confirmed by its row, so a revocation or an expiry counts at once) with
+/// their scopes; anything else is refused from memory (None), or answered
+/// 429 once its client has sent too many wrong tokens.
+async fn is_valid(
+    st: &SharedState,
+    token: &str,
+    client: Option<IpAddr>,
+) -> ApiResult<Option<Granted>> {
     let digest = hash_token(token);
     if let Some(b) = &st.bootstrap_hash {
         if bool::from(b.ct_eq(&digest)) {
-            return Ok(true);
+            return Ok(Some(Granted::ALL));
         }
     }
     if !st.api_tokens.holds(&digest) {
@@ -81,18 +169,38 @@ async fn is_valid(st: &SharedState, token: &str, client: Option<IpAddr>) -> ApiR
             }
         }
         if !st.api_tokens.refresh_for(&st.db, &digest).await? {
-            return Ok(false);
+            return Ok(None);
         }
     }
     let client = st.db.get().await?;
-    let row = client
+    let Some(row) = client
         .query_opt(
-            "SELECT 1 FROM rlm_rust_api_token WHERE token_hash = $1 AND revoked_at IS NULL",
+            &format!("SELECT id, scopes FROM rlm_rust_api_token WHERE token_hash = $1 AND {LIVE}"),
             &[&digest.as_slice()],
         )
-        .await?;
-    Ok(row.is_some())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.get(0);
+    let scopes: Vec<String> = row.get(1);
+    if st.api_tokens.due_for_touch(id) {
+        // At most one write per token and TOUCH_EVERY, not one per request.
+        client
+            .execute(
+                "UPDATE rlm_rust_api_token SET last_used_at = now() WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+    }
+    Ok(Some(Granted::from_names(&scopes)))
 }
+
+/// A token that works: not revoked, not past its end.
+const LIVE: &str = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())";
+
+/// How often a token's `last_used_at` is written at most.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// The digests of the valid API tokens, held in memory so that a bogus
 /// token costs no query: API tokens are few, and the whole set is read
@@ -108,6 +216,8 @@ pub struct TokenSet {
     refresh: tokio::sync::Mutex<()>,
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
     limit: u32,
+    /// When each token's last_used_at was last written by this process.
+    touched: Mutex<HashMap<i64, Instant>>,
 }
 
 struct Known {
@@ -141,6 +251,7 @@ impl TokenSet {
             refresh: tokio::sync::Mutex::new(()),
             failures: Mutex::new(HashMap::new()),
             limit,
+            touched: Mutex::new(HashMap::new()),
         }
     }
 
@@ -163,7 +274,7 @@ impl TokenSet {
         let client = pool.get().await?;
         let rows = client
             .query(
-                "SELECT token_hash FROM rlm_rust_api_token WHERE revoked_at IS NULL",
+                &format!("SELECT token_hash FROM rlm_rust_api_token WHERE {LIVE}"),
                 &[],
             )
             .await?;
@@ -177,6 +288,22 @@ impl TokenSet {
             loaded: Some(Instant::now()),
         };
         Ok(found)
+    }
+
+    /// Whether token `id`'s last_used_at is due to be written (then it
+    /// counts as written now).
+    pub fn due_for_touch(&self, id: i64) -> bool {
+        let mut t = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        match t.get(&id) {
+            Some(at) if at.elapsed() < TOUCH_EVERY => false,
+            _ => {
+                if t.len() >= CLIENTS_MAX {
+                    t.clear();
+                }
+                t.insert(id, Instant::now());
+                true
+            }
+        }
     }
 
     /// Some(seconds to wait) when `ip` sent too many wrong tokens lately.
@@ -221,31 +348,69 @@ impl TokenSet {
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
+    pub scopes: Vec<String>,
     pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// Not revoked and not past its end.
+    pub live: bool,
 }
 
-/// Creates a token; the clear value is returned once and never stored.
-pub async fn create(pool: &Pool, name: &str) -> ApiResult<(i64, String)> {
+pub struct Created {
+    pub id: i64,
+    /// The clear token, shown once.
+    pub token: String,
+    pub expires_at: Option<String>,
+}
+
+/// Creates a token with `scopes` (none given: all) valid for `expires_in`
+/// (None: until revoked); the clear value is returned once and never
+/// stored.
+pub async fn create(
+    pool: &Pool,
+    name: &str,
+    scopes: &[Scope],
+    expires_in: Option<Duration>,
+) -> ApiResult<Created> {
     let token = new_token();
+    let mut names: Vec<&str> = if scopes.is_empty() {
+        Scope::ALL.iter().map(|s| s.as_str()).collect()
+    } else {
+        scopes.iter().map(|s| s.as_str()).collect()
+    };
+    names.sort_unstable();
+    names.dedup();
+    let secs = expires_in.map(|d| d.as_secs_f64());
     let client = pool.get().await?;
     let row = client
         .query_one(
-            "INSERT INTO rlm_rust_api_token (name, token_hash) VALUES ($1, $2) RETURNING id",
-            &[&name, &hash_token(&token).as_slice()],
+            &format!(
+                "INSERT INTO rlm_rust_api_token (name, token_hash, scopes, expires_at) \
+                 VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING id, {}",
+                crate::radius::ts("expires_at")
+            ),
+            &[&name, &hash_token(&token).as_slice(), &names, &secs],
         )
         .await?;
-    Ok((row.get(0), token))
+    Ok(Created {
+        id: row.get(0),
+        token,
+        expires_at: row.get(1),
+    })
 }
 
 pub async fn list(pool: &Pool) -> ApiResult<Vec<TokenInfo>> {
     let client = pool.get().await?;
+    let ts = crate::radius::ts;
     let rows = client
         .query(
             &format!(
-                "SELECT id, name, {}, {} FROM rlm_rust_api_token ORDER BY id",
-                crate::radius::ts("created_at"),
-                crate::radius::ts("revoked_at")
+                "SELECT id, name, scopes, {}, {}, {}, {}, {LIVE} FROM rlm_rust_api_token ORDER BY id",
+                ts("created_at"),
+                ts("expires_at"),
+                ts("last_used_at"),
+                ts("revoked_at")
             ),
             &[],
         )
@@ -255,10 +420,40 @@ pub async fn list(pool: &Pool) -> ApiResult<Vec<TokenInfo>> {
         .map(|r| TokenInfo {
             id: r.get(0),
             name: r.get(1),
-            created_at: r.get(2),
-            revoked_at: r.get(3),
+            scopes: r.get(2),
+            created_at: r.get(3),
+            expires_at: r.get(4),
+            last_used_at: r.get(5),
+            revoked_at: r.get(6),
+            live: r.get(7),
         })
         .collect())
+}
+
+/// Parses a lifetime: a number with an optional unit `s`, `m`, `h`, `d`
+/// or `w` (`90d`, `12h`, `3600`); at least one second, at most 100 years.
+pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a lifetime (e.g. 3600, 90m, 12h, 30d, 2w)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("'{s}': the unit is one of s, m, h, d, w")),
+    };
+    let secs = n
+        .checked_mul(mult)
+        .filter(|v| (1..=100 * 365 * 86_400).contains(v))
+        .ok_or_else(|| format!("'{s}': between 1 second and 100 years"))?;
+    Ok(Duration::from_secs(secs))
 }
 
 /// False when no such token or already revoked.

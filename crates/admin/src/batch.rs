@@ -429,8 +429,11 @@ pub async fn create_batch(
 fn batch_cols() -> String {
     format!(
         "b.id, b.name, b.strategy, b.prefix, b.expiration_date::text, {}, \
-         (SELECT count(*) FROM rlm_rust_user u WHERE u.batch_id = b.id)",
-        ts("b.created_at")
+         (SELECT count(*) FROM rlm_rust_user u WHERE u.batch_id = b.id), {}, \
+         CASE WHEN b.strategy = 'prefix' THEN \
+         (SELECT count(*) FROM rlm_rust_batch_credential c WHERE c.batch_id = b.id) END",
+        ts("b.created_at"),
+        ts("b.credentials_purged_at")
     )
 }
 
@@ -443,6 +446,12 @@ fn batch_json(r: &tokio_postgres::Row) -> Value {
         "expiration_date": r.get::<_, Option<String>>(4),
         "created_at": r.get::<_, String>(5),
         "user_count": r.get::<_, i64>(6),
+        // When `radius-admin housekeeping` deleted the printable
+        // credentials (prefix batches); null while they are kept.
+        "credentials_purged_at": r.get::<_, Option<String>>(7),
+        // Printable credentials still kept (prefix batches; a user whose
+        // password changed since has none); null for csv batches.
+        "credentials_kept": r.get::<_, Option<i64>>(8),
     })
 }
 
@@ -612,13 +621,23 @@ pub async fn detail(
     let client = st.db.get().await?;
     let users = client
         .query(
-            "SELECT id, username FROM rlm_rust_user WHERE batch_id = $1 ORDER BY id",
+            "SELECT u.id, u.username, EXISTS (SELECT 1 FROM rlm_rust_batch_credential c \
+             WHERE c.batch_id = $1 AND c.username = u.username) \
+             FROM rlm_rust_user u WHERE u.batch_id = $1 ORDER BY u.id",
             &[&id],
         )
         .await?;
+    let prefix = body["strategy"] == "prefix";
     body["users"] = users
         .iter()
-        .map(|r| json!({ "id": r.get::<_, i64>(0), "username": r.get::<_, String>(1) }))
+        .map(|r| {
+            let mut u = json!({ "id": r.get::<_, i64>(0), "username": r.get::<_, String>(1) });
+            if prefix {
+                // False once purged, or once the user's password changed.
+                u["credential_kept"] = json!(r.get::<_, bool>(2));
+            }
+            u
+        })
         .collect();
     Ok(Json(body))
 }
@@ -630,6 +649,11 @@ pub async fn credentials(pool: &Pool, id: i64) -> ApiResult<(Value, Vec<(String,
         return Err(ApiError::NotFound(
             "credentials (kept for prefix batches only)".into(),
         ));
+    }
+    if let Some(at) = batch["credentials_purged_at"].as_str() {
+        return Err(ApiError::Gone(format!(
+            "the credentials of this batch were purged at {at} (radius-admin housekeeping)"
+        )));
     }
     let client = pool.get().await?;
     let rows = client

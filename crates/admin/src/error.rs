@@ -18,6 +18,12 @@ pub enum ApiError {
     /// A token that is not valid (403, as the django-freeradius document says).
     #[error("invalid token")]
     Forbidden,
+    /// A valid API token without the scope the operation needs (403).
+    #[error("this token's scope does not include '{0}'")]
+    Scope(&'static str),
+    /// What was asked for existed and was deliberately removed (410).
+    #[error("{0}")]
+    Gone(String),
     #[error("{0} not found")]
     NotFound(String),
     /// The request conflicts with existing data (409), e.g. a duplicate name.
@@ -39,6 +45,10 @@ pub enum ApiError {
     /// given seconds.
     #[error("too many invalid tokens; retry later")]
     TooManyRequests(u64),
+    /// Another rate limit (429) with its own message; retry after the
+    /// given seconds.
+    #[error("{0}")]
+    RateLimited(String, u64),
     /// Database unreachable or failing (503); the detail goes to the log.
     #[error("database unavailable")]
     Unavailable(String),
@@ -63,14 +73,17 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::Scope(_) => StatusCode::FORBIDDEN,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Delivery(_) => StatusCode::BAD_GATEWAY,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::RateLimited(..) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -94,7 +107,7 @@ impl IntoResponse for ApiError {
             _ => json!({ "detail": self.to_string() }),
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::TooManyRequests(secs) = self {
+        if let ApiError::TooManyRequests(secs) | ApiError::RateLimited(_, secs) = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

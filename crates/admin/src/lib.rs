@@ -4,11 +4,14 @@
 //! `app()` builds the router from an [`AppState`]; `main.rs` only parses
 //! the command line. The integration tests build the same router on port 0.
 
+pub mod account;
 pub mod auth;
 pub mod batch;
 pub mod db;
+pub mod dead_letters;
 pub mod error;
 pub mod groups;
+pub mod housekeeping;
 pub mod input;
 pub mod oob;
 pub mod openapi;
@@ -50,8 +53,18 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How long a one-time RADIUS token from the login endpoint is valid.
     pub radius_token_ttl: Duration,
+    /// How long a user's auth token (from `token/`) is valid.
+    pub user_token_ttl: Duration,
     /// How long an out-of-band code is valid.
     pub oob_ttl: Duration,
+    /// The key of the out-of-band codes' HMAC (from --secret-file, else
+    /// random for this process).
+    pub oob_secret: oob::Secret,
+    /// Codes `sendoobtoken` may issue per user per [`oob::SEND_WINDOW`]
+    /// (0: no limit).
+    pub oob_send_limit: u32,
+    /// Let the console sender log the code itself (at debug level).
+    pub console_show_code: bool,
     pub senders: oob::Senders,
     pub read_groups: bool,
     pub read_profiles: bool,
@@ -85,7 +98,11 @@ impl Config {
             store_rejected_password: false,
             max_body_bytes: 8 << 20,
             radius_token_ttl: Duration::from_secs(3600),
+            user_token_ttl: Duration::from_secs(86_400),
             oob_ttl: Duration::from_secs(300),
+            oob_secret: oob::Secret::random(),
+            oob_send_limit: 5,
+            console_show_code: false,
             senders: oob::Senders::default(),
             read_groups: true,
             read_profiles: true,
@@ -174,8 +191,9 @@ pub async fn decide_login(
     .map_err(ApiError::from)
 }
 
-/// The whole API under /api/v1/. Everything needs an API token except the
-/// user login (`token/`) and the OpenAPI document.
+/// The whole API under /api/v1/. Everything needs an API token (of the
+/// scope the operation needs) except the user login (`token/`), the user
+/// API (`account/`, the user's own token) and the OpenAPI document.
 pub fn app(state: SharedState) -> Router {
     let protected = Router::new()
         .route("/api/v1/authorize/", post(radius::authorize))
@@ -203,6 +221,10 @@ pub fn app(state: SharedState) -> Router {
             "/api/v1/radiususers/{id}/sendoobtoken/",
             post(users::send_oob_token),
         )
+        .route(
+            "/api/v1/radiususers/{id}/verifyoobtoken/",
+            post(users::verify_oob_token),
+        )
         .route("/api/v1/groups/", get(groups::list).post(groups::create))
         .route(
             "/api/v1/groups/{name}/",
@@ -222,11 +244,25 @@ pub fn app(state: SharedState) -> Router {
             state.clone(),
             auth::require_token,
         ));
+    // The user API: the user's own auth token (from token/), not an API
+    // token.
+    let own = Router::new()
+        .route("/api/v1/account/session/", get(account::sessions))
+        .route("/api/v1/account/usage/", get(account::usage))
+        .route(
+            "/api/v1/account/password/change/",
+            post(account::change_password),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            account::require_user_token,
+        ));
     let public = Router::new()
         .route("/api/v1/token/", post(users::login))
         .route("/api/v1/openapi.json", get(openapi::serve));
     let max_body = state.cfg.max_body_bytes;
     protected
+        .merge(own)
         .merge(public)
         .fallback(|| async { ApiError::NotFound("resource".into()) })
         .layer(axum::middleware::map_response(json_errors))

@@ -53,6 +53,33 @@ enum Command {
     /// Create user batches.
     #[command(subcommand)]
     Batch(BatchCmd),
+    /// Delete what is kept only for a while: prefix-batch credentials older
+    /// than --batch-credential-days, expired user tokens, one-time RADIUS
+    /// tokens and out-of-band codes a day past their end. Run it daily
+    /// (cron or a systemd timer).
+    Housekeeping {
+        /// Age in days after which a prefix batch's printable credentials
+        /// are deleted (the batch keeps credentials_purged_at).
+        #[arg(
+            long,
+            env = "RADIUS_ADMIN_BATCH_CREDENTIAL_DAYS",
+            default_value_t = radius_admin::housekeeping::DEFAULT_BATCH_CREDENTIAL_DAYS,
+            value_parser = clap::value_parser!(u32).range(0..=36_500),
+        )]
+        batch_credential_days: u32,
+    },
+    /// Records PostgreSQL refused, set aside by the module's journal.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCmd),
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCmd {
+    /// List them, oldest first: id, kind, seq, set_aside_at, reason, record.
+    List,
+    /// Apply them again (after fixing the cause); prints how many were
+    /// applied and how many were refused again (those stay).
+    Replay,
 }
 
 #[derive(Args)]
@@ -82,6 +109,27 @@ struct ServeArgs {
     /// Lifetime of an out-of-band code, seconds.
     #[arg(long, default_value_t = 300)]
     oob_ttl: u64,
+    /// Lifetime of a user's auth token from token/ (the user API), seconds.
+    #[arg(
+        long,
+        env = "RADIUS_ADMIN_USER_TOKEN_TTL",
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..=31_536_000),
+    )]
+    user_token_ttl: u64,
+    /// File holding the server secret (at least 32 bytes) that keys the
+    /// out-of-band codes' HMAC; created with a random one (mode 0600) if
+    /// absent. Unset: a random secret for this process (codes then do not
+    /// survive a restart nor work across several radius-admin instances).
+    #[arg(long, env = "RADIUS_ADMIN_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// Codes sendoobtoken may send one user per 15 minutes (0: no limit).
+    #[arg(long, env = "RADIUS_ADMIN_OOB_SEND_LIMIT", default_value_t = 5)]
+    oob_send_limit: u32,
+    /// Let the console sender (no SMTP / SMS gateway configured) log the
+    /// code itself, at debug level (RUST_LOG=debug); development only.
+    #[arg(long)]
+    console_show_code: bool,
     /// SMTP server for e-mailed codes, e.g. smtp://mail:25?tls=required or
     /// smtps://user:pass@mail. Unset: codes are logged (console sender).
     #[arg(long, env = "RADIUS_ADMIN_SMTP_URL", hide_env_values = true)]
@@ -166,8 +214,18 @@ enum TokenCmd {
     Create {
         #[arg(long, default_value = "cli")]
         name: String,
+        /// What the token may do: read (the management API's GETs), write
+        /// (every management operation, read included), radius (authorize/,
+        /// postauth/, POST accounting/: the token for rlm_rest). Repeat or
+        /// separate with commas; default: all three.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        scope: Vec<radius_admin::auth::Scope>,
+        /// Lifetime: seconds, or a number with s, m, h, d or w (90d);
+        /// default: until revoked.
+        #[arg(long, value_parser = radius_admin::auth::parse_lifetime)]
+        expires_in: Option<Duration>,
     },
-    /// List tokens (ids, names, dates; never the tokens).
+    /// List tokens (id, name, scopes, state, dates; never the tokens).
     List,
     /// Revoke a token by id.
     Revoke { id: i64 },
@@ -255,23 +313,40 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Token(t) => {
             let pool = radius_admin::db::pool(&dsn, 1)?;
             match t {
-                TokenCmd::Create { name } => {
-                    let (id, token) = radius_admin::auth::create(&pool, &name)
+                TokenCmd::Create {
+                    name,
+                    scope,
+                    expires_in,
+                } => {
+                    let c = radius_admin::auth::create(&pool, &name, &scope, expires_in)
                         .await
                         .map_err(api)?;
-                    eprintln!("token {id} ({name}) created; it is shown only now:");
-                    println!("{token}");
+                    let until = c
+                        .expires_at
+                        .map(|e| format!("expires {e}"))
+                        .unwrap_or_else(|| "no expiry".into());
+                    eprintln!(
+                        "token {} ({name}) created, {until}; it is shown only now:",
+                        c.id
+                    );
+                    println!("{}", c.token);
                 }
                 TokenCmd::List => {
+                    println!("id\tname\tscopes\tstate\tcreated\texpires\tlast used");
                     for t in radius_admin::auth::list(&pool).await.map_err(api)? {
+                        let state = match (&t.revoked_at, t.live) {
+                            (Some(r), _) => format!("revoked {r}"),
+                            (None, true) => "active".into(),
+                            (None, false) => "expired".into(),
+                        };
                         println!(
-                            "{}\t{}\tcreated {}\t{}",
+                            "{}\t{}\t{}\t{state}\t{}\t{}\t{}",
                             t.id,
                             t.name,
+                            t.scopes.join(","),
                             t.created_at,
-                            t.revoked_at
-                                .map(|r| format!("revoked {r}"))
-                                .unwrap_or_else(|| "active".into())
+                            t.expires_at.as_deref().unwrap_or("never"),
+                            t.last_used_at.as_deref().unwrap_or("never"),
                         );
                     }
                 }
@@ -282,6 +357,45 @@ async fn run(cli: Cli) -> Result<(), String> {
                     println!("token {id} revoked");
                 }
             }
+            Ok(())
+        }
+        Command::Housekeeping {
+            batch_credential_days,
+        } => {
+            let pool = radius_admin::db::pool(&dsn, 1)?;
+            let r = radius_admin::housekeeping::run(&pool, batch_credential_days)
+                .await
+                .map_err(api)?;
+            println!(
+                "batch credentials purged: {} batches ({} credentials, older than {} days)",
+                r.batches_purged, r.credentials_deleted, batch_credential_days
+            );
+            println!("expired user tokens deleted: {}", r.user_tokens_deleted);
+            println!("old RADIUS tokens deleted: {}", r.radius_tokens_deleted);
+            println!("old out-of-band codes deleted: {}", r.oob_codes_deleted);
+            Ok(())
+        }
+        Command::DeadLetters(DeadLettersCmd::List) => {
+            let pool = radius_admin::db::pool(&dsn, 1)?;
+            let rows = radius_admin::dead_letters::list(&pool).await.map_err(api)?;
+            println!("id\tkind\tseq\tset_aside_at\treason\trecord");
+            for d in &rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    d.id,
+                    d.kind,
+                    d.seq,
+                    d.set_aside_at,
+                    one_line(&d.reason),
+                    one_line(&d.record_text)
+                );
+            }
+            eprintln!("{} dead letters", rows.len());
+            Ok(())
+        }
+        Command::DeadLetters(DeadLettersCmd::Replay) => {
+            let r = radius_admin::dead_letters::replay(&dsn).await?;
+            println!("applied {}, refused {}", r.applied, r.refused);
             Ok(())
         }
         Command::Users(UsersCmd::Import {
@@ -369,6 +483,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// Tabs and line breaks of a value shown in a tab-separated line.
+fn one_line(s: &str) -> String {
+    s.replace(['\t', '\n', '\r'], " ")
+}
+
 fn now_label() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.format(time::macros::format_description!(
@@ -449,6 +568,19 @@ async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), Str
     cfg.max_batch_users = a.max_batch_users as usize;
     cfg.radius_token_ttl = Duration::from_secs(a.radius_token_ttl.max(1));
     cfg.oob_ttl = Duration::from_secs(a.oob_ttl.max(1));
+    cfg.user_token_ttl = Duration::from_secs(a.user_token_ttl);
+    cfg.oob_send_limit = a.oob_send_limit;
+    cfg.console_show_code = a.console_show_code;
+    cfg.oob_secret = match &a.secret_file {
+        Some(p) => oob::Secret::load_or_create(p)?,
+        None => {
+            log::warn!(
+                "no --secret-file: out-of-band codes are keyed with a random secret for this \
+                 process only"
+            );
+            oob::Secret::random()
+        }
+    };
     if let Some(url) = &a.smtp_url {
         cfg.senders.smtp = Some(oob::SmtpSender::new(url, &a.smtp_from)?);
     }

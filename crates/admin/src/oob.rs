@@ -1,21 +1,103 @@
-//! Out-of-band codes (`sendoobtoken`): a short-lived 6-digit code, stored
-//! as a SHA-256 digest, delivered by a pluggable sender. E-mail goes over
-//! SMTP (lettre) when an SMTP URL is configured, SMS through an HTTP
-//! gateway when its URL is configured; otherwise the console sender logs
-//! the code (development). A failed delivery rolls the code back and is
-//! answered 502: the caller must know the user got nothing.
+//! Out-of-band codes (`sendoobtoken`, checked by `verifyoobtoken`): a
+//! short-lived 6-digit code, stored as an HMAC-SHA256 under a server secret
+//! (`--secret-file`), so the table alone does not give the codes away (an
+//! unkeyed hash of 6 digits is reversed by trying all of them). A code
+//! takes at most [`MAX_ATTEMPTS`] wrong guesses; only the user's newest
+//! live code counts. Delivery by a pluggable sender: e-mail over SMTP
+//! (lettre) when an SMTP URL is configured, SMS through an HTTP gateway
+//! when its URL is configured, otherwise the console sender, which logs
+//! where it would have sent a code but never the code (unless
+//! `--console-show-code`, and then at debug level only). The code is
+//! committed before delivery (no transaction is held open across a slow
+//! sender) and voided if delivery fails, which is answered 502.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::Mailbox;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use radius_core::account::hash_token;
+use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ApiResult};
 use crate::radius::ts;
 use crate::SharedState;
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Wrong guesses a code takes; the next one finds no code.
+pub const MAX_ATTEMPTS: i32 = 5;
+/// The window of the per-user limit on `sendoobtoken`.
+pub const SEND_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Shortest accepted server secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The key of the codes' HMAC. Never printed (no Debug).
+#[derive(Clone)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    /// A random key for this process only: codes do not survive a restart
+    /// and are not shared with another radius-admin on the same database.
+    pub fn random() -> Secret {
+        let mut b = [0u8; 32];
+        getrandom::fill(&mut b).expect("the OS random number generator failed");
+        Secret(Arc::from(&b[..]))
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Secret, String> {
+        if b.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the secret must hold at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        Ok(Secret(Arc::from(b)))
+    }
+
+    /// Reads the secret file (surrounding whitespace ignored); a file that
+    /// does not exist yet is created with 32 random bytes (64 hex digits),
+    /// readable by its owner only.
+    pub fn load_or_create(path: &Path) -> Result<Secret, String> {
+        let shown = path.display();
+        match std::fs::read(path) {
+            Ok(b) => {
+                let text = String::from_utf8_lossy(&b);
+                Secret::from_bytes(text.trim().as_bytes()).map_err(|e| format!("{shown}: {e}"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut b = [0u8; 32];
+                getrandom::fill(&mut b).map_err(|e| format!("random: {e}"))?;
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(|e| format!("{shown}: {e}"))?;
+                f.write_all(hex.as_bytes())
+                    .and_then(|_| f.write_all(b"\n"))
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| format!("{shown}: {e}"))?;
+                log::info!("created the server secret {shown}");
+                Secret::from_bytes(hex.as_bytes())
+            }
+            Err(e) => Err(format!("{shown}: {e}")),
+        }
+    }
+
+    /// HMAC-SHA256 of the code, bound to its user.
+    pub fn code_mac(&self, user_id: i64, code: &str) -> [u8; 32] {
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        m.update(b"rlm_rust oob code v1\0");
+        m.update(&user_id.to_be_bytes());
+        m.update(code.as_bytes());
+        m.finalize().into_bytes().into()
+    }
+}
 
 #[derive(Clone)]
 pub struct SmtpSender {
@@ -108,6 +190,7 @@ impl Senders {
         to: &str,
         code: &str,
         minutes: u64,
+        show_code: bool,
     ) -> Result<&'static str, String> {
         let text = format!("Your verification code is {code}. It expires in {minutes} minutes.");
         match (channel, &self.smtp, &self.sms) {
@@ -117,8 +200,23 @@ impl Senders {
                 .map(|_| "smtp"),
             ("sms", _, Some(g)) => g.send(to, text).await.map(|_| "sms-gateway"),
             _ => {
-                // Development sender: the code goes to the service's log.
-                log::warn!("console sender: {channel} code for {username} to {to}: {code}");
+                // Development sender: says where the code would have gone,
+                // never the code itself unless asked for (and then only at
+                // debug level).
+                log::warn!(
+                    "console sender: a {channel} code for {username} would have been sent to \
+                     {to} (not sent: no {} configured)",
+                    if channel == "sms" {
+                        "--sms-url"
+                    } else {
+                        "--smtp-url"
+                    }
+                );
+                if show_code {
+                    log::debug!(
+                        "console sender (--console-show-code): code for {username}: {code}"
+                    );
+                }
                 Ok("console")
             }
         }
@@ -142,8 +240,9 @@ pub fn new_code() -> String {
     }
 }
 
-/// Stores the code and delivers it in one transaction: committed only
-/// when the sender succeeded.
+/// Checks the per-user limit and stores the code (committed, so no
+/// transaction waits on the sender), then delivers it; a failed delivery
+/// voids the code (it still counts towards the limit) and answers 502.
 pub async fn issue(
     st: &SharedState,
     user_id: i64,
@@ -161,34 +260,136 @@ pub async fn issue(
     };
     let mut client = st.db.get().await?;
     let tx = client.transaction().await?;
-    let expires_at: String = tx
+    // One issue at a time per user, so the count below is exact.
+    if tx
+        .query_opt(
+            "SELECT 1 FROM rlm_rust_user WHERE id = $1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("user".into()));
+    }
+    let limit = st.cfg.oob_send_limit;
+    if limit > 0 {
+        let window = SEND_WINDOW.as_secs_f64();
+        let row = tx
+            .query_one(
+                "SELECT count(*), EXTRACT(EPOCH FROM min(created_at) + make_interval(secs => $2) \
+                 - now())::float8 FROM rlm_rust_oob_code \
+                 WHERE user_id = $1 AND created_at > now() - make_interval(secs => $2)",
+                &[&user_id, &window],
+            )
+            .await?;
+        let (sent, wait): (i64, Option<f64>) = (row.get(0), row.get(1));
+        if sent >= i64::from(limit) {
+            let retry = wait.unwrap_or(1.0).ceil().max(1.0) as u64;
+            return Err(ApiError::RateLimited(
+                format!(
+                    "at most {limit} codes per user every {} minutes; retry later",
+                    SEND_WINDOW.as_secs() / 60
+                ),
+                retry,
+            ));
+        }
+    }
+    let row = tx
         .query_one(
             &format!(
                 "INSERT INTO rlm_rust_oob_code (user_id, code_hash, channel, expires_at) \
-                 VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING {}",
+                 VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING id, {}",
                 ts("expires_at")
             ),
             &[
                 &user_id,
-                &hash_token(&code).as_slice(),
+                &st.cfg.oob_secret.code_mac(user_id, &code).as_slice(),
                 &recorded,
                 &ttl.as_secs_f64(),
             ],
         )
-        .await?
-        .get(0);
+        .await?;
+    let (code_id, expires_at): (i64, String) = (row.get(0), row.get(1));
+    tx.commit().await?;
+    drop(client);
     let minutes = ttl.as_secs().div_ceil(60);
-    match senders.deliver(channel, username, to, &code, minutes).await {
-        Ok(sender) => {
-            tx.commit().await?;
-            Ok(Sent { sender, expires_at })
-        }
+    let delivered = senders
+        .deliver(
+            channel,
+            username,
+            to,
+            &code,
+            minutes,
+            st.cfg.console_show_code,
+        )
+        .await;
+    match delivered {
+        Ok(sender) => Ok(Sent { sender, expires_at }),
         Err(e) => {
-            // Dropping the transaction rolls the code back.
-            drop(tx);
+            let client = st.db.get().await?;
+            client
+                .execute(
+                    "UPDATE rlm_rust_oob_code SET expires_at = created_at WHERE id = $1",
+                    &[&code_id],
+                )
+                .await?;
             Err(ApiError::Delivery(e))
         }
     }
+}
+
+/// What checking a code found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// Right: the code is used up.
+    Verified,
+    /// Wrong: this many attempts are left on the code.
+    Wrong { attempts_left: i32 },
+    /// No live code: none sent, expired, used, voided or out of attempts.
+    NoCode,
+}
+
+/// Checks `code` against the user's newest live code, counting the
+/// attempt; a right code is used up.
+pub async fn verify(st: &SharedState, user_id: i64, code: &str) -> ApiResult<Checked> {
+    let mut client = st.db.get().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            "SELECT id, code_hash, attempts FROM rlm_rust_oob_code \
+             WHERE user_id = $1 AND used_at IS NULL AND expires_at > now() \
+             ORDER BY id DESC LIMIT 1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await?
+    else {
+        return Ok(Checked::NoCode);
+    };
+    let (id, stored, attempts): (i64, Vec<u8>, i32) = (row.get(0), row.get(1), row.get(2));
+    if attempts >= MAX_ATTEMPTS {
+        return Ok(Checked::NoCode);
+    }
+    let mac = st.cfg.oob_secret.code_mac(user_id, code);
+    let right = bool::from(mac.as_slice().ct_eq(stored.as_slice()));
+    let out = if right {
+        tx.execute(
+            "UPDATE rlm_rust_oob_code SET used_at = now(), attempts = attempts + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        Checked::Verified
+    } else {
+        tx.execute(
+            "UPDATE rlm_rust_oob_code SET attempts = attempts + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
+        Checked::Wrong {
+            attempts_left: MAX_ATTEMPTS - attempts - 1,
+        }
+    };
+    tx.commit().await?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -200,5 +401,41 @@ mod tests {
             assert_eq!(c.len(), 6);
             assert!(c.bytes().all(|b| b.is_ascii_digit()));
         }
+    }
+
+    #[test]
+    fn code_macs_are_keyed_and_bound_to_the_user() {
+        let a = super::Secret::from_bytes(&[1u8; 32]).unwrap();
+        let b = super::Secret::from_bytes(&[2u8; 32]).unwrap();
+        assert_eq!(a.code_mac(1, "123456"), a.code_mac(1, "123456"));
+        assert_ne!(a.code_mac(1, "123456"), b.code_mac(1, "123456"));
+        assert_ne!(a.code_mac(1, "123456"), a.code_mac(2, "123456"));
+        assert_ne!(a.code_mac(1, "123456"), a.code_mac(1, "123457"));
+        // Not the unkeyed digest the codes once were.
+        assert_ne!(
+            a.code_mac(1, "123456"),
+            radius_core::account::hash_token("123456")
+        );
+        assert!(super::Secret::from_bytes(&[1u8; 31]).is_err());
+    }
+
+    #[test]
+    fn the_secret_file_is_created_private_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "radius-admin-secret-{}-{}",
+            std::process::id(),
+            super::new_code()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        let made = super::Secret::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = super::Secret::load_or_create(&path).unwrap();
+        assert_eq!(made.code_mac(7, "000001"), again.code_mac(7, "000001"));
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(super::Secret::load_or_create(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

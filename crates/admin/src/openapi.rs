@@ -123,11 +123,32 @@ fn errors(mut responses: Value) -> Value {
     for (code, desc) in [
         ("400", "Bad input; `field` names the field or parameter"),
         ("401", "No API token"),
-        ("403", "Invalid API token"),
+        (
+            "403",
+            "Invalid API token, or one whose scope does not cover the operation",
+        ),
         (
             "429",
             "Too many invalid API tokens from this address (Retry-After)",
         ),
+        ("503", "Database unavailable"),
+    ] {
+        m.entry(code).or_insert_with(|| err(desc));
+    }
+    responses
+}
+
+/// Common error answers of the user API (the user's own token).
+fn user_errors(mut responses: Value) -> Value {
+    let m = responses.as_object_mut().expect("object");
+    for (code, desc) in [
+        ("400", "Bad input; `field` names the field or parameter"),
+        ("401", "No token"),
+        (
+            "403",
+            "Not a valid user token (expired, replaced by a later login, or the account is inactive or expired)",
+        ),
+        ("429", "Too many invalid tokens from this address (Retry-After)"),
         ("503", "Database unavailable"),
     ] {
         m.entry(code).or_insert_with(|| err(desc));
@@ -301,7 +322,10 @@ pub fn document_for(max_batch_users: usize) -> Value {
             "id": s("integer"), "name": s("string"), "strategy": { "type": "string", "enum": ["csv", "prefix"] },
             "prefix": ns("string"), "expiration_date": { "type": "string", "format": "date", "nullable": true },
             "created_at": { "type": "string", "format": "date-time" }, "user_count": s("integer"),
-            "users": { "type": "array", "items": obj(json!({ "id": s("integer"), "username": s("string"), "password": ns("string") }), &["username"]) },
+            "credentials_purged_at": { "type": "string", "format": "date-time", "nullable": true, "description": "when `radius-admin housekeeping` deleted the printable credentials of this prefix batch; null while kept" },
+            "credentials_kept": { "type": "integer", "nullable": true, "description": "printable credentials still kept (prefix batches; a user whose password changed has none); null for csv batches" },
+            "users": { "type": "array", "items": obj(json!({ "id": s("integer"), "username": s("string"), "password": ns("string"),
+                "credential_kept": { "type": "boolean", "description": "prefix batches (detail): whether the CSV / PDF still holds this user's credential" } }), &["username"]) },
         }),
         &["id", "name", "strategy"],
     );
@@ -340,7 +364,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
         "info": {
             "title": "radius-admin",
             "version": radius_core::VERSION,
-            "description": "Management API of rlm_rust. Send the API token as `Authorization: Bearer <token>` or `?token=<token>`; a missing token is answered 401, an invalid one 403, and an address that sent too many invalid ones 429. Errors are JSON `{\"detail\": ..., \"field\": ...}`. No text field may hold NUL."
+            "description": "Management API of rlm_rust. Send the API token as `Authorization: Bearer <token>` or `?token=<token>`; a missing token is answered 401, an invalid one (or one whose scope does not cover the operation: `radius` for authorize/, postauth/ and POST accounting/, `read` for other GETs, `write` for the rest, write including read) 403, and an address that sent too many invalid ones 429. The user API (account/) takes a user's own auth token from token/ instead. Errors are JSON `{\"detail\": ..., \"field\": ...}`. No text field may hold NUL."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }, { "query_token": [] }],
@@ -401,21 +425,23 @@ pub fn document_for(max_batch_users: usize) -> Value {
             }},
             "/api/v1/batch/{id}/csv/": { "get": {
                 "summary": "Credentials of a prefix batch as CSV", "parameters": [p_id()],
-                "responses": errors(json!({ "200": { "description": "username,password rows", "content": { "text/csv": { "schema": s("string") } } }, "404": err("No such prefix batch") }))
+                "responses": errors(json!({ "200": { "description": "username,password rows", "content": { "text/csv": { "schema": s("string") } } }, "404": err("No such prefix batch"), "410": err("The credentials were purged (the detail says when)") }))
             }},
             "/api/v1/batch/{id}/pdf/": { "get": {
                 "summary": "Credentials of a prefix batch as a printable PDF", "parameters": [p_id()],
-                "responses": errors(json!({ "200": { "description": "PDF", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } }, "404": err("No such prefix batch") }))
+                "responses": errors(json!({ "200": { "description": "PDF", "content": { "application/pdf": { "schema": { "type": "string", "format": "binary" } } } }, "404": err("No such prefix batch"), "410": err("The credentials were purged (the detail says when)") }))
             }},
             "/api/v1/token/": { "post": {
                 "summary": "Login (obtain user auth token); no API token needed",
                 "security": [],
                 "requestBody": body_ref("Credentials"),
                 "responses": {
-                    "200": ok("The user's auth token and a one-time RADIUS token", Some(obj(json!({
-                        "username": s("string"), "token": s("string"), "radius_token": s("string"),
+                    "200": ok("The user's auth token (for the user API under account/; replaces the user's previous one) and a one-time RADIUS token", Some(obj(json!({
+                        "username": s("string"), "token": s("string"),
+                        "token_expires_at": { "type": "string", "format": "date-time", "description": "end of the auth token (--user-token-ttl)" },
+                        "radius_token": s("string"),
                         "radius_token_expires_at": { "type": "string", "format": "date-time" },
-                    }), &["username", "token", "radius_token", "radius_token_expires_at"]))),
+                    }), &["username", "token", "token_expires_at", "radius_token", "radius_token_expires_at"]))),
                     "400": err("Missing or overlong field"),
                     "401": err("Invalid username or password (same answer for every cause)"),
                     "503": err("Database unavailable"),
@@ -449,7 +475,50 @@ pub fn document_for(max_batch_users: usize) -> Value {
                 "responses": errors(json!({
                     "200": ok("Sent", Some(obj(json!({ "detail": s("string"), "channel": s("string"), "sender": s("string"), "expires_at": { "type": "string", "format": "date-time" } }), &["detail", "channel", "sender", "expires_at"]))),
                     "404": err("No such user"),
-                    "502": err("Delivery failed (nothing stored)"),
+                    "429": err("Too many codes sent to this user lately (Retry-After), or too many invalid API tokens"),
+                    "502": err("Delivery failed (the code is voided)"),
+                }))
+            }},
+            "/api/v1/radiususers/{id}/verifyoobtoken/": { "post": {
+                "summary": "Check a code sent by sendoobtoken (the user's newest live code; at most 5 attempts; a right code is used up)", "parameters": [p_id()],
+                "requestBody": body_ref("OobCode"),
+                "responses": errors(json!({
+                    "200": ok("Verified", Some(obj(json!({ "detail": s("string") }), &["detail"]))),
+                    "400": err("Bad input, a wrong code (`field` is code; the detail says how many attempts are left), or no live code"),
+                    "404": err("No such user"),
+                }))
+            }},
+            "/api/v1/account/session/": { "get": {
+                "summary": "User API: the token owner's own sessions, newest first; Link header pagination",
+                "security": [{ "user_token": [] }],
+                "parameters": [
+                    q("called_station_id", "exact", text(MAX_ATTR_BYTES)),
+                    q("calling_station_id", "exact", text(MAX_ATTR_BYTES)),
+                    q("start_time", "start time greater or equal (RFC 3339, date or epoch)", json!({ "type": "string", "format": "date-time" })),
+                    q("stop_time", "stop time less or equal", json!({ "type": "string", "format": "date-time" })),
+                    q("is_open", "stop_time is null", json!({ "type": "boolean" })),
+                    q("page", "page number (1-based)", int(1, MAX_PAGE)),
+                    q("page_size", "default 100", int(1, 1000)),
+                ],
+                "responses": user_errors(json!({ "200": ok("Sessions (Link and X-Total-Count headers)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
+            }},
+            "/api/v1/account/usage/": { "get": {
+                "summary": "User API: the token owner's totals over their sessions",
+                "security": [{ "user_token": [] }],
+                "parameters": [q("start_time", "only sessions started at or after (RFC 3339, date or epoch)", json!({ "type": "string", "format": "date-time" }))],
+                "responses": user_errors(json!({ "200": ok("Totals", Some(obj(json!({
+                    "username": s("string"), "sessions": s("integer"), "open_sessions": s("integer"),
+                    "session_time": s("integer"), "input_octets": s("integer"), "output_octets": s("integer"),
+                    "last_session_start": { "type": "string", "format": "date-time", "nullable": true },
+                }), &["username", "sessions", "open_sessions", "session_time", "input_octets", "output_octets", "last_session_start"]))) }))
+            }},
+            "/api/v1/account/password/change/": { "post": {
+                "summary": "User API: change the token owner's own password",
+                "security": [{ "user_token": [] }],
+                "requestBody": body_ref("PasswordChange"),
+                "responses": user_errors(json!({
+                    "200": ok("Changed", Some(obj(json!({ "detail": s("string") }), &["detail"]))),
+                    "400": err("Bad input, or current_password is wrong (counts towards the lockout)"),
                 }))
             }},
             "/api/v1/groups/": {
@@ -487,6 +556,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer" },
                 "query_token": { "type": "apiKey", "in": "query", "name": "token" },
+                "user_token": { "type": "http", "scheme": "bearer", "description": "a user's own auth token from token/ (header only)" },
             },
             "schemas": {
                 "Error": obj(json!({ "detail": s("string"), "field": s("string") }), &["detail"]),
@@ -514,6 +584,11 @@ pub fn document_for(max_batch_users: usize) -> Value {
                 "RadiusUserInput": closed(obj(user_in, &["username", "server_name", "server_address"])),
                 "RadiusUserPatch": closed(obj(user_patch, &[])),
                 "Group": group,
+                "OobCode": closed(obj(json!({ "code": { "type": "string", "pattern": "^[0-9]{6}$" } }), &["code"])),
+                "PasswordChange": closed(obj(json!({
+                    "current_password": { "type": "string", "minLength": 1, "maxLength": MAX_LOGIN_PASSWORD_BYTES },
+                    "new_password": { "type": "string", "minLength": 8, "maxLength": 256 },
+                }), &["current_password", "new_password"])),
             }
         }
     })

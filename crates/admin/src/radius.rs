@@ -355,16 +355,34 @@ pub async fn list_accounting(
     OriginalUri(uri): OriginalUri,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let mut q = Input::from_query(raw.as_deref())?;
+    accounting_page(&st, uri.path(), raw.as_deref(), None).await
+}
+
+/// A page of sessions; with `own`, only that user's (the user API's
+/// `account/session/`, where `username` is not a filter).
+pub async fn accounting_page(
+    st: &SharedState,
+    path: &str,
+    raw: Option<&str>,
+    own: Option<&str>,
+) -> ApiResult<Response> {
+    let mut q = Input::from_query(raw)?;
     let _ = q.remove("token");
     let (page, size) = paging(&mut q, 100)?;
     let mut conds: Vec<String> = Vec::new();
     let mut params: Params = Vec::new();
+    if let Some(u) = own {
+        params.push(Box::new(u.to_string()));
+        conds.push(format!("username = ${}", params.len()));
+    }
     for (param, col) in [
         ("username", "username"),
         ("called_station_id", "calledstationid"),
         ("calling_station_id", "callingstationid"),
     ] {
+        if own.is_some() && param == "username" {
+            continue;
+        }
         if let Some(v) = q.text_opt(param, MAX_ATTR_BYTES)? {
             params.push(Box::new(v));
             conds.push(format!("{col} = ${}", params.len()));
@@ -441,7 +459,7 @@ pub async fn list_accounting(
         })
         .collect();
     let mut resp = Json(items).into_response();
-    if let Some(link) = link_header(uri.path(), raw.as_deref(), page, size, total) {
+    if let Some(link) = link_header(path, raw, page, size, total) {
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, v);
         }

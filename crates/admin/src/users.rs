@@ -693,6 +693,10 @@ pub async fn set_password(
     if n == 0 {
         return Err(ApiError::NotFound("user".into()));
     }
+    // The user's auth token proved the old password: it goes with it.
+    client
+        .execute("DELETE FROM rlm_rust_user_token WHERE user_id = $1", &[&id])
+        .await?;
     Ok(Json(if generated {
         json!({ "detail": "password reset", "password": password })
     } else {
@@ -701,8 +705,10 @@ pub async fn set_password(
 }
 
 /// "Login (Obtain User Auth Token)": no API token; the same check the
-/// module runs. Answers the user's auth token and a one-time RADIUS token
-/// the module accepts once as User-Password. Unknown user, wrong password,
+/// module runs. Answers the user's auth token (for the user API under
+/// `account/`, valid `--user-token-ttl`, replacing the user's previous
+/// one) and a one-time RADIUS token the module accepts once as
+/// User-Password. Unknown user, wrong password,
 /// disabled or expired account all get the same 401.
 pub async fn login(State(st): State<SharedState>, mut input: Input) -> ApiResult<Response> {
     let (username, password) = crate::radius::credentials(&mut input)?;
@@ -730,11 +736,24 @@ pub async fn login(State(st): State<SharedState>, mut input: Input) -> ApiResult
         )
         .await?
         .get(0);
-    tx.execute(
-        "INSERT INTO rlm_rust_user_token (user_id, token_hash) VALUES ($1, $2)",
-        &[&user_id, &hash_token(&token).as_slice()],
-    )
-    .await?;
+    // One token per user: this login replaces the previous one.
+    let token_expires: String = tx
+        .query_one(
+            &format!(
+                "INSERT INTO rlm_rust_user_token (user_id, token_hash, expires_at) \
+                 VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                 ON CONFLICT (user_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, \
+                 created_at = now(), expires_at = EXCLUDED.expires_at RETURNING {}",
+                ts("expires_at")
+            ),
+            &[
+                &user_id,
+                &hash_token(&token).as_slice(),
+                &st.cfg.user_token_ttl.as_secs_f64(),
+            ],
+        )
+        .await?
+        .get(0);
     let expires: String = tx
         .query_one(
             &format!(
@@ -750,6 +769,7 @@ pub async fn login(State(st): State<SharedState>, mut input: Input) -> ApiResult
     Ok(Json(json!({
         "username": username,
         "token": token,
+        "token_expires_at": token_expires,
         "radius_token": radius_token,
         "radius_token_expires_at": expires,
     }))
@@ -802,4 +822,34 @@ pub async fn send_oob_token(
         "sender": sent.sender,
         "expires_at": sent.expires_at,
     })))
+}
+
+/// Checks a code sent by `sendoobtoken` (the second factor): `{"code":
+/// "123456"}`. 200 when right (the code is used up); 400 naming `code`
+/// when wrong (with the attempts left), or when the user has no live code
+/// (none sent, expired, used, or out of its 5 attempts).
+pub async fn verify_oob_token(
+    State(st): State<SharedState>,
+    Path(id): Path<String>,
+    mut input: Input,
+) -> ApiResult<Json<Value>> {
+    let id = parse_id(&id)?;
+    let code = input.str_req("code")?;
+    input.deny_unknown("field")?;
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("code", "six digits"));
+    }
+    // 404 for an unknown user, before any code is looked at.
+    fetch(&st, id).await?;
+    match crate::oob::verify(&st, id, &code).await? {
+        crate::oob::Checked::Verified => Ok(Json(json!({ "detail": "code verified" }))),
+        crate::oob::Checked::Wrong { attempts_left } => Err(ApiError::invalid(
+            "code",
+            format!("wrong code; {attempts_left} attempts left"),
+        )),
+        crate::oob::Checked::NoCode => Err(ApiError::invalid(
+            "code",
+            "no code to check: none was sent, or it expired, was used, or had 5 wrong attempts",
+        )),
+    }
 }

@@ -18,7 +18,10 @@ async fn bogus_tokens_cost_no_query() {
     };
     let pool = radius_admin::db::pool(&ctx.dsn, 8).unwrap();
     let set = Arc::new(TokenSet::new(0));
-    let (_, token) = radius_admin::auth::create(&pool, "t1").await.unwrap();
+    let (_, token) = radius_admin::auth::create(&pool, "t1", &[], None)
+        .await
+        .map(|c| (c.id, c.token))
+        .unwrap();
     assert!(set.refresh_for(&pool, &hash_token(&token)).await.unwrap());
     assert!(set.holds(&hash_token(&token)));
     // While the copy is fresh, 200 bogus tokens are refused with a pool
@@ -48,7 +51,10 @@ async fn bogus_tokens_cost_no_query() {
         ctx.send(req)
     };
     assert_eq!(get("bogus".into()).await.status.as_u16(), 403);
-    let (id, fresh) = radius_admin::auth::create(&pool, "t2").await.unwrap();
+    let (id, fresh) = radius_admin::auth::create(&pool, "t2", &[], None)
+        .await
+        .map(|c| (c.id, c.token))
+        .unwrap();
     tokio::time::sleep(REFRESH_AFTER + Duration::from_millis(50)).await;
     assert_eq!(get(fresh.clone()).await.status.as_u16(), 200);
     assert!(radius_admin::auth::revoke(&pool, id).await.unwrap());
@@ -62,7 +68,10 @@ async fn a_flood_of_bogus_tokens_is_throttled_while_valid_clients_get_200() {
         return;
     };
     let pool = radius_admin::db::pool(&ctx.dsn, 2).unwrap();
-    let (_, stored) = radius_admin::auth::create(&pool, "nas").await.unwrap();
+    let (_, stored) = radius_admin::auth::create(&pool, "nas", &[], None)
+        .await
+        .map(|c| (c.id, c.token))
+        .unwrap();
     let ctx = Arc::new(ctx);
     // The stored token is seen once before the flood (it is then in memory).
     tokio::time::sleep(REFRESH_AFTER + Duration::from_millis(50)).await;

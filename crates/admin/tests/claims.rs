@@ -90,6 +90,10 @@ struct Served {
 
 impl Served {
     async fn start(ctx: &Ctx, args: &[&str]) -> Served {
+        Served::start_env(ctx, args, &[]).await
+    }
+
+    async fn start_env(ctx: &Ctx, args: &[&str], env: &[(&str, &str)]) -> Served {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let dir = scratch_dir("serve");
         let mut last = String::new();
@@ -111,6 +115,7 @@ impl Served {
                 .args(["serve", "--no-migrate", "--token", TOKEN, "--port"])
                 .arg(port.to_string())
                 .args(args)
+                .envs(env.iter().copied())
                 .stdout(file.try_clone().unwrap())
                 .stderr(file)
                 .spawn()
@@ -258,17 +263,25 @@ async fn cli_token_create_list_revoke() {
         assert_eq!(ctx.send(req).await.status, 200, "{how}");
     }
 
-    // list: ids, names, dates and state; never a token.
+    // list: a header, then ids, names, scopes, state and dates; never a
+    // token.
     let (list, _) = cli_ok(&ctx, &["token", "list"]);
     let lines: Vec<&str> = list.lines().collect();
-    assert_eq!(lines.len(), 2, "{list}");
-    let cols: Vec<&str> = lines[0].split('\t').collect();
-    assert_eq!(cols.len(), 4, "{list}");
+    assert_eq!(lines.len(), 3, "{list}");
+    assert_eq!(
+        lines[0],
+        "id\tname\tscopes\tstate\tcreated\texpires\tlast used"
+    );
+    let cols: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(cols.len(), 7, "{list}");
     assert_eq!(cols[0], id.to_string());
     assert_eq!(cols[1], "nas1");
-    assert!(cols[2].starts_with("created 20"), "{list}");
+    assert_eq!(cols[2], "radius,read,write", "all scopes by default");
     assert_eq!(cols[3], "active");
-    assert_eq!(lines[1].split('\t').nth(1), Some("cli"), "default name");
+    assert!(cols[4].starts_with("20"), "{list}");
+    assert_eq!(cols[5], "never", "no expiry by default");
+    assert!(cols[6].starts_with("20"), "used above: {list}");
+    assert_eq!(lines[2].split('\t').nth(1), Some("cli"), "default name");
     assert!(!list.contains(&tok) && !list.contains(&tok2), "{list}");
 
     // revoke: refused at once, in every way; the other token still works.
@@ -285,7 +298,7 @@ async fn cli_token_create_list_revoke() {
     }
     assert_eq!(ctx.send(by_token(&tok2)).await.status, 200);
     let (list, _) = cli_ok(&ctx, &["token", "list"]);
-    let first = list.lines().next().unwrap();
+    let first = list.lines().nth(1).unwrap();
     assert!(
         first.split('\t').nth(3).unwrap().starts_with("revoked 20"),
         "{list}"
@@ -652,8 +665,8 @@ async fn serve_radius_token_ttl_and_oob_ttl() {
     assert_eq!(ctx.send(authorize(&srv, "tina-password")).await.status, 200);
 
     // An OOB code lives --oob-ttl seconds: the stored expiry, and the one
-    // answered, are 90 s after its creation; the console sender's code is
-    // the one stored (hashed).
+    // answered, are 90 s after its creation. The console sender says where
+    // it would have sent the code, never the code.
     let r = ctx.send(send_code(&srv)).await;
     assert_eq!(r.status, 200, "{}", text(&r.body));
     assert_eq!(r.json()["sender"], "console");
@@ -663,12 +676,47 @@ async fn serve_radius_token_ttl_and_oob_ttl() {
         expires_at(&ctx, "rlm_rust_oob_code").await
     );
     let log = srv.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("console sender"))
+        .unwrap_or_else(|| panic!("no console sender line:\n{log}"));
+    assert!(line.contains("tina@example.org"), "{line}");
+    assert!(!log.contains("(--console-show-code)"), "{log}");
+    let six_digits = |l: &str| {
+        l.as_bytes()
+            .windows(6)
+            .any(|w| w.iter().all(u8::is_ascii_digit))
+    };
+    assert!(
+        !log.lines()
+            .filter(|l| l.contains("tina"))
+            .any(|l| six_digits(l.split("]").last().unwrap_or(l))),
+        "a code in the log:\n{log}"
+    );
+    drop(srv);
+
+    // --console-show-code: the code, at debug level only, and it verifies
+    // (keyed by --secret-file, created 0600 when absent).
+    let dir = scratch_dir("secret");
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    let secret_arg = secret.to_str().unwrap();
+    let srv = Served::start_env(
+        &ctx,
+        &["--console-show-code", "--secret-file", secret_arg],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
+    let r = ctx.send(send_code(&srv)).await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let log = srv.log();
     let code = log
         .lines()
         .rev()
-        .find_map(|l| l.split("code for tina to tina@example.org: ").nth(1))
+        .find_map(|l| l.split("(--console-show-code): code for tina: ").nth(1))
         .map(|c| c.trim().to_string())
-        .unwrap_or_else(|| panic!("no console code in the log:\n{log}"));
+        .unwrap_or_else(|| panic!("no debug code line in the log:\n{log}"));
+    assert!(log.contains("DEBUG"), "{log}");
     let stored: Vec<u8> = ctx
         .db
         .query_one(
@@ -678,8 +726,27 @@ async fn serve_radius_token_ttl_and_oob_ttl() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(stored, radius_core::account::hash_token(&code).to_vec());
+    assert_ne!(stored, radius_core::account::hash_token(&code).to_vec());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let key = std::fs::read_to_string(&secret).unwrap();
+        let key = radius_admin::oob::Secret::from_bytes(key.trim().as_bytes()).unwrap();
+        assert_eq!(stored, key.code_mac(id, &code).to_vec());
+    }
+    let verify = |c: &str| {
+        ctx.http
+            .post(srv.url(&format!("/api/v1/radiususers/{id}/verifyoobtoken/")))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "code": c }))
+    };
+    let r = ctx.send(verify(&code)).await;
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    // Used up.
+    assert_eq!(ctx.send(verify(&code)).await.status, 400);
     drop(srv);
+    std::fs::remove_dir_all(&dir).ok();
     ctx.finish().await;
 }
 

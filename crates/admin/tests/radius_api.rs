@@ -150,7 +150,10 @@ async fn api_token_by_header_and_query_string() {
     assert_eq!(r.status, 403);
     // Tokens created like `token create` work until revoked; stored hashed.
     let pool = radius_admin::db::pool(&ctx.dsn, 1).unwrap();
-    let (id, tok) = radius_admin::auth::create(&pool, "ci").await.unwrap();
+    let (id, tok) = radius_admin::auth::create(&pool, "ci", &[], None)
+        .await
+        .map(|c| (c.id, c.token))
+        .unwrap();
     // Valid once the copy in memory is older than the refresh time.
     tokio::time::sleep(radius_admin::auth::REFRESH_AFTER + std::time::Duration::from_millis(50))
         .await;
