@@ -63,6 +63,8 @@ pub struct GroupCommit<R, T> {
     max_leaders: usize,
     max_batch: usize,
     max_queue: usize,
+    /// See [`LEAD_BUDGET`] and [`GroupCommit::lead_budget`].
+    lead_budget: Duration,
     /// Commits made and records they carried, for the operator.
     commits: AtomicU64,
     records: AtomicU64,
@@ -90,10 +92,20 @@ impl<R, T> GroupCommit<R, T> {
             max_leaders: max_leaders.max(1),
             max_batch: max_batch.max(1),
             max_queue,
+            lead_budget: LEAD_BUDGET,
             commits: AtomicU64::new(0),
             records: AtomicU64::new(0),
             write: Box::new(write),
         }
+    }
+
+    /// How long a leader whose own record is done goes on committing for
+    /// others (default [`LEAD_BUDGET`]). Worth it when a commit is slow
+    /// next to a wake-up (a database round trip); not for a local
+    /// `fdatasync`, where the leader's own answer would wait for it.
+    pub fn lead_budget(mut self, budget: Duration) -> Self {
+        self.lead_budget = budget;
+        self
     }
 
     /// How many commits were made, and how many records they carried.
@@ -206,7 +218,10 @@ impl<R, T> GroupCommit<R, T> {
             // A leader on the CPU goes on with what queued meanwhile for a
             // while: waking another thread to lead puts a scheduling delay
             // between every two commits of a busy server.
-            if mine_done && since.elapsed() < LEAD_BUDGET && !lock(&self.queue).waiting.is_empty() {
+            if mine_done
+                && since.elapsed() < self.lead_budget
+                && !lock(&self.queue).waiting.is_empty()
+            {
                 continue;
             }
             if mine_done {

@@ -112,6 +112,9 @@ pub(crate) struct Core {
     /// The last durable sequence number (0: none), with its condition.
     durable: Mutex<u64>,
     durable_cv: Condvar,
+    /// The shipper waits for a record after this one: a flush that does
+    /// not reach it wakes nobody (no wake-up per flush under load).
+    wake_beyond: AtomicU64,
     /// Bytes in all segments: what is bounded by `journal_max_bytes`.
     bytes: AtomicU64,
     /// The last sequence number the database holds, as the shipper saw it.
@@ -189,6 +192,9 @@ impl Core {
                 len,
             });
         }
+        // Several segments fit in the bound, so applied ones can go while
+        // the rest waits.
+        let segment_max = (max_bytes / 8).clamp(64 * 1024, 16 << 20);
         if segments.is_empty() {
             let path = dir.join(segment_name(1));
             File::create(&path).map_err(|e| io_err("cannot create", &path, e))?;
@@ -201,33 +207,27 @@ impl Core {
         }
         let last = segments.back_mut().expect("not empty");
         let (valid_len, next_seq) = scan(&last.path, last.first_seq)?;
-        if valid_len < last.len {
-            log::warn!(
-                "journal {}: discarding a torn tail of {} bytes (never acknowledged)",
-                last.path.display(),
-                last.len - valid_len
-            );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(&last.path)
-                .map_err(|e| io_err("cannot open", &last.path, e))?;
-            f.set_len(valid_len)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| io_err("cannot truncate", &last.path, e))?;
-            last.len = valid_len;
-        }
         let file = OpenOptions::new()
-            .append(true)
+            .read(true)
+            .write(true)
             .open(&last.path)
             .map_err(|e| io_err("cannot open", &last.path, e))?;
+        let torn =
+            zero_after(&file, valid_len).map_err(|e| io_err("cannot clear", &last.path, e))?;
+        if torn > 0 {
+            log::warn!(
+                "journal {}: discarding a torn tail of {torn} bytes (never acknowledged)",
+                last.path.display()
+            );
+        }
+        preallocate(&file, segment_max).map_err(|e| io_err("cannot preallocate", &last.path, e))?;
+        last.len = valid_len;
         let bytes = segments.iter().map(|s| s.len).sum();
         Ok(Core {
             dir: dir.to_path_buf(),
             id,
             max_bytes,
-            // Several segments fit in the bound, so applied ones can go
-            // while the rest waits.
-            segment_max: (max_bytes / 8).clamp(64 * 1024, 16 << 20),
+            segment_max,
             writer: Mutex::new(Writer {
                 file,
                 file_len: valid_len,
@@ -237,6 +237,7 @@ impl Core {
             segments: Mutex::new(segments),
             durable: Mutex::new(next_seq - 1),
             durable_cv: Condvar::new(),
+            wake_beyond: AtomicU64::new(0),
             bytes: AtomicU64::new(bytes),
             applied: AtomicU64::new(0),
             full_logged: AtomicU64::new(u64::MAX),
@@ -276,12 +277,15 @@ impl Core {
             buf.extend_from_slice(&seq.to_le_bytes());
             buf.extend_from_slice(&payload);
         }
-        let written = w.file.write_all(&buf).and_then(|_| w.file.sync_data());
+        let at = w.file_len;
+        let written = w
+            .file
+            .write_all_at(&buf, at)
+            .and_then(|_| w.file.sync_data());
         if let Err(e) = written {
             // Nothing of this batch is acknowledged; what reached the file
-            // is cut off so the next batch follows the last durable record.
-            let len = w.file_len;
-            let _ = w.file.set_len(len);
+            // is zeroed so that no start takes it for records.
+            let _ = w.file.write_all_at(&vec![0; buf.len()], at);
             w.buf = buf;
             let why = format!("journal write failed: {e}");
             log::error!("{why} ({})", self.dir.display());
@@ -299,7 +303,9 @@ impl Core {
         lock(&self.flushes).push_back((last, Instant::now()));
         self.bytes.fetch_add(n, Ordering::Relaxed);
         *lock(&self.durable) = last;
-        self.durable_cv.notify_all();
+        if last > self.wake_beyond.load(Ordering::Relaxed) {
+            self.durable_cv.notify_all();
+        }
         (0..recs.len()).map(|_| Ok(())).collect()
     }
 
@@ -308,10 +314,12 @@ impl Core {
         let path = self.dir.join(segment_name(w.next_seq));
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .read(true)
+            .write(true)
             .mode(0o600)
             .open(&path)
             .map_err(|e| io_err("cannot create", &path, e))?;
+        preallocate(&file, self.segment_max).map_err(|e| io_err("cannot preallocate", &path, e))?;
         sync_dir(&self.dir).map_err(|e| io_err("cannot sync", &self.dir, e))?;
         w.file = file;
         w.file_len = 0;
@@ -349,7 +357,10 @@ impl Core {
 
     /// Waits until a record after `seq` is durable, or `wait` has passed.
     pub(crate) fn wait_beyond(&self, seq: u64, wait: Duration) -> u64 {
+        // Set under the lock the writer takes before it looks: no flush
+        // past `seq` can slip between this and the wait.
         let g = lock(&self.durable);
+        self.wake_beyond.store(seq, Ordering::Relaxed);
         let (g, _) = self
             .durable_cv
             .wait_timeout_while(g, wait, |d| *d <= seq)
@@ -414,6 +425,51 @@ impl Core {
     }
 }
 
+/// Writes zeros up to `size` (plus a quarter for the last batch) where the file
+/// is shorter, and makes them durable. Records are then written over
+/// zeros that are already allocated: the `fdatasync` of a batch writes
+/// data only, no file size or block allocation, which is about a third
+/// faster than appending (measured on ext4).
+fn preallocate(file: &File, size: u64) -> io::Result<()> {
+    let want = size + size / 4;
+    let mut len = file.metadata()?.len();
+    if len >= want {
+        return Ok(());
+    }
+    let zeros = vec![0u8; 1 << 20];
+    while len < want {
+        let n = (want - len).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], len)?;
+        len += n as u64;
+    }
+    file.sync_all()
+}
+
+/// Zeroes whatever is not zero after `from` (a record cut short by a
+/// crash: never acknowledged); how many bytes that spanned.
+fn zero_after(file: &File, from: u64) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut at, mut first, mut last) = (from, None, 0);
+    while at < len {
+        let n = ((len - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            first.get_or_insert(at + i as u64);
+            let j = buf[..n].iter().rposition(|&b| b != 0).expect("one is");
+            last = at + j as u64 + 1;
+        }
+        at += n as u64;
+    }
+    let Some(first) = first else {
+        return Ok(0);
+    };
+    let zeros = vec![0u8; (last - first) as usize];
+    file.write_all_at(&zeros, first)?;
+    file.sync_all()?;
+    Ok(last - from)
+}
+
 /// The length of the valid prefix of the segment at `path`, whose first
 /// record is `first_seq`, and the sequence number after its last record.
 fn scan(path: &Path, first_seq: u64) -> Result<(u64, u64), String> {
@@ -440,25 +496,59 @@ pub(crate) fn read_at(
     offset: u64,
     seq: u64,
 ) -> Result<Option<(Vec<u8>, u64)>, String> {
-    let mut header = [0u8; HEADER];
-    match file.read_exact_at(&mut header, offset) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read: {e}")),
+    let mut bytes = vec![0u8; HEADER];
+    let got = read_up_to(file, &mut bytes, offset)?;
+    if got < HEADER {
+        return Ok(None);
     }
-    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-    let sum = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-    let got_seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    if len <= MAX_PAYLOAD {
+        bytes.resize(HEADER + len as usize, 0);
+        let got = read_up_to(file, &mut bytes[HEADER..], offset + HEADER as u64)?;
+        bytes.truncate(HEADER + got);
+    }
+    Ok(parse(&bytes, offset, seq)?.map(|(p, n)| (p.to_vec(), n)))
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends: the
+/// bytes read.
+pub(crate) fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    Ok(got)
+}
+
+/// The record at the start of `bytes` (the file from `offset` on, as far
+/// as it was read), which must be number `seq`: its payload and the bytes
+/// it takes. `Ok(None)` when it is not whole in `bytes`; `Err` when it is
+/// whole but wrong (length, CRC, number).
+pub(crate) fn parse(bytes: &[u8], offset: u64, seq: u64) -> Result<Option<(&[u8], u64)>, String> {
+    if bytes.len() < HEADER {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let sum = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    let got_seq = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    // The zeros a segment is preallocated with: the end of its records.
+    if len == 0 && sum == 0 && got_seq == 0 {
+        return Ok(None);
+    }
     if len > MAX_PAYLOAD {
         return Err(format!("record length {len} at offset {offset}"));
     }
-    let mut payload = vec![0u8; len as usize];
-    match file.read_exact_at(&mut payload, offset + HEADER as u64) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(format!("read: {e}")),
+    let end = HEADER + len as usize;
+    if bytes.len() < end {
+        return Ok(None);
     }
-    if crc(got_seq, &payload) != sum {
+    let payload = &bytes[HEADER..end];
+    if crc(got_seq, payload) != sum {
         return Err(format!("checksum mismatch at offset {offset}"));
     }
     if got_seq != seq {
@@ -466,7 +556,7 @@ pub(crate) fn read_at(
             "record {got_seq} at offset {offset} where {seq} was expected"
         ));
     }
-    Ok(Some((payload, HEADER as u64 + len as u64)))
+    Ok(Some((payload, end as u64)))
 }
 
 fn read_or_make_id(dir: &Path) -> Result<String, String> {
@@ -504,7 +594,8 @@ impl Journal {
         let writer = Arc::clone(&core);
         let gc = GroupCommit::new(1, BATCH_MAX, QUEUE_MAX, move |recs: &[&Entry]| {
             writer.append(recs)
-        });
+        })
+        .lead_budget(Duration::ZERO);
         Ok(Journal { core, gc })
     }
 
@@ -575,6 +666,20 @@ mod tests {
         fs::remove_dir_all(&d).unwrap();
     }
 
+    /// Where the records of the segment at `path` end (the zeros begin).
+    fn logical_end(path: &Path) -> u64 {
+        let bytes = fs::read(path).unwrap();
+        let mut off = 0;
+        while off + HEADER <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap()) as usize;
+            if len == 0 {
+                break;
+            }
+            off += HEADER + len;
+        }
+        off as u64
+    }
+
     #[test]
     fn a_torn_tail_is_cut_off_and_numbering_goes_on() {
         let d = tmp("torn");
@@ -584,14 +689,17 @@ mod tests {
         }
         drop(j);
         let seg = d.join(segment_name(1));
-        let whole = fs::metadata(&seg).unwrap().len();
+        let end = logical_end(&seg);
         // Half a record, as a crash in the middle of a write leaves it.
-        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 4, 0, 0, 0, 0, 0, 0, 0, 9, 9])
-            .unwrap();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(
+            &[40, 0, 0, 0, 1, 2, 3, 4, 4, 0, 0, 0, 0, 0, 0, 0, 9, 9],
+            end,
+        )
+        .unwrap();
         drop(f);
         let j = Journal::open(&d, 1 << 30).unwrap();
-        assert_eq!(fs::metadata(&seg).unwrap().len(), whole);
+        assert_eq!(logical_end(&seg), end, "the torn record is zeroed");
         j.append(post(7), Duration::from_secs(5)).unwrap();
         let got = read_all(&j.core);
         assert_eq!(
@@ -601,12 +709,13 @@ mod tests {
         assert_eq!(got[3].1, post(7));
         drop(j);
         // A whole record with a wrong checksum is cut off the same way.
-        let len = fs::metadata(&seg).unwrap().len();
+        let end = logical_end(&seg);
         let f = OpenOptions::new().write(true).open(&seg).unwrap();
-        f.write_all_at(&[0xff], len - 1).unwrap();
+        f.write_all_at(&[0xff], end - 1).unwrap();
         drop(f);
         let core = Core::open(&d, 1 << 30).unwrap();
         assert_eq!(core.durable(), 3);
+        assert_eq!(read_all(&core).len(), 3);
         fs::remove_dir_all(&d).unwrap();
     }
 

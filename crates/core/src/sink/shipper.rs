@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
 
-use super::journal::{read_at, Core, Entry};
+use super::journal::{parse, read_at, read_up_to, Core, Entry};
 use super::radacct::apply_accounting;
 use super::radpostauth::insert_postauth_on;
 use crate::accounting::{AcctRecord, AcctStatus};
@@ -26,6 +26,14 @@ const SHIP_MAX: usize = 5000;
 /// One shipping transaction's deadline (it carries thousands of records,
 /// so `query_timeout` is not its measure).
 const SHIP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the shipper lets records gather, while they keep coming,
+/// before a transaction that would carry fewer than [`SHIP_MAX`]: fewer,
+/// larger transactions cost PostgreSQL less per record (a commit, a WAL
+/// flush each), for a lag of this much at most.
+const LINGER: Duration = Duration::from_millis(50);
+/// No new record for this long ends the gathering: when the load stops,
+/// its last records are applied at once.
+const IDLE: Duration = Duration::from_millis(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -111,7 +119,14 @@ struct Reader {
     seg: Option<(std::fs::File, u64)>,
     offset: u64,
     next: u64,
+    /// Bytes of the segment read ahead, from file offset `buf_at`: one
+    /// read for many records.
+    buf: Vec<u8>,
+    buf_at: u64,
 }
+
+/// Bytes read ahead at a time.
+const READ_AHEAD: usize = 1 << 20;
 
 impl Reader {
     fn at(next: u64) -> Reader {
@@ -119,6 +134,33 @@ impl Reader {
             seg: None,
             offset: 0,
             next,
+            buf: Vec::new(),
+            buf_at: 0,
+        }
+    }
+
+    /// The record at `self.offset`, from the read-ahead when it holds it
+    /// whole, else from a new read (also when what was read ahead does not
+    /// check out: a write that failed and was cut off may have left bytes
+    /// that were written over since).
+    fn record(&mut self) -> Result<Option<(Vec<u8>, u64)>, String> {
+        let (file, _) = self.seg.as_ref().expect("a segment is open");
+        let within =
+            self.offset >= self.buf_at && self.offset <= self.buf_at + self.buf.len() as u64;
+        if within {
+            let rel = (self.offset - self.buf_at) as usize;
+            if let Ok(Some((p, n))) = parse(&self.buf[rel..], self.offset, self.next) {
+                return Ok(Some((p.to_vec(), n)));
+            }
+        }
+        self.buf.resize(READ_AHEAD, 0);
+        let got = read_up_to(file, &mut self.buf, self.offset)?;
+        self.buf.truncate(got);
+        self.buf_at = self.offset;
+        match parse(&self.buf, self.offset, self.next)? {
+            Some((p, n)) => Ok(Some((p.to_vec(), n))),
+            // Longer than the read-ahead, or not whole yet.
+            None => read_at(file, self.offset, self.next),
         }
     }
 
@@ -130,8 +172,7 @@ impl Reader {
             if self.seg.is_none() && !self.open(core) {
                 break;
             }
-            let (file, _) = self.seg.as_ref().expect("opened above");
-            match read_at(file, self.offset, self.next) {
+            match self.record() {
                 Ok(Some((payload, len))) => {
                     out.push((self.next, payload));
                     self.offset += len;
@@ -211,6 +252,8 @@ impl Reader {
         }
         self.next = seq;
         self.offset = offset;
+        self.buf.clear();
+        self.buf_at = offset;
         self.seg = Some((file, seg.first_seq));
         true
     }
@@ -236,10 +279,24 @@ impl Run {
             let mut reader = Reader::at(applied + 1);
             loop {
                 let stopping = self.stop.load(Ordering::Relaxed);
-                let durable = match stopping {
+                let mut durable = match stopping {
                     true => self.core.durable(),
                     false => self.core.wait_beyond(applied, Duration::from_millis(200)),
                 };
+                if durable > applied && !stopping {
+                    let until = Instant::now() + LINGER;
+                    while durable - applied < SHIP_MAX as u64 {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        let before = durable;
+                        durable = self.core.wait_beyond(before, left.min(IDLE));
+                        if durable == before {
+                            break;
+                        }
+                    }
+                }
                 if durable <= applied {
                     if stopping {
                         break 'outer;
