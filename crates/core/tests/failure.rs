@@ -5,10 +5,8 @@
 //! table lock until it must carry many records, and rows checked from
 //! another connection the moment a commit is acknowledged.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use radius_core::account::{hash_token, LoginDecision, RejectReason};
@@ -21,171 +19,8 @@ use radius_core::Error;
 use tokio_postgres::NoTls;
 
 mod common;
+use common::proxy::{Mode, PgProxy};
 use common::{accepted, session, TestDb};
-
-// ---------------------------------------------------------------------------
-// A TCP proxy that can stall.
-
-/// Forwards loopback connections to PostgreSQL until told to stall: then it
-/// stops reading and writing in both directions and keeps every socket
-/// open (new connections are accepted, and held too), as a database host
-/// that hangs or a network that drops everything would.
-struct StallProxy {
-    port: u16,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    state: Mutex<ProxyState>,
-    changed: Condvar,
-}
-
-struct ProxyState {
-    stalled: bool,
-    /// Bumped by [`StallProxy::sever`]: pumps of an older generation stop.
-    generation: u64,
-    /// Both ends of every connection made, for severing.
-    sockets: Vec<TcpStream>,
-    accepted: usize,
-    closed: bool,
-}
-
-impl StallProxy {
-    fn start(upstream: SocketAddr) -> StallProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(ProxyState {
-                stalled: false,
-                generation: 0,
-                sockets: Vec::new(),
-                accepted: 0,
-                closed: false,
-            }),
-            changed: Condvar::new(),
-        });
-        let sh = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                if sh.state.lock().unwrap().closed {
-                    break;
-                }
-                let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                let generation = {
-                    let mut st = sh.state.lock().unwrap();
-                    st.sockets.push(client.try_clone().unwrap());
-                    st.sockets.push(server.try_clone().unwrap());
-                    st.accepted += 1;
-                    st.generation
-                };
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let sh = Arc::clone(&sh);
-                    std::thread::spawn(move || pump(from, to, &sh, generation));
-                }
-            }
-        });
-        StallProxy { port, shared }
-    }
-
-    /// Stops forwarding: bytes read are held, nothing more is read.
-    fn stall(&self) {
-        self.shared.state.lock().unwrap().stalled = true;
-    }
-
-    /// The stall ends as a hung host that wakes up: the held bytes go on
-    /// and every connection continues.
-    fn resume(&self) {
-        self.shared.state.lock().unwrap().stalled = false;
-        self.shared.changed.notify_all();
-    }
-
-    /// The stall ends as a partition that heals with resets: every
-    /// connection made so far is cut (its held bytes dropped), new ones are
-    /// forwarded.
-    fn sever(&self) {
-        let mut st = self.shared.state.lock().unwrap();
-        for s in st.sockets.drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        st.generation += 1;
-        st.stalled = false;
-        drop(st);
-        self.shared.changed.notify_all();
-    }
-
-    /// Connections accepted so far.
-    fn accepted(&self) -> usize {
-        self.shared.state.lock().unwrap().accepted
-    }
-
-    /// `host=... port=...` of the proxy with the rest of `dsn`'s settings.
-    fn dsn(&self, dsn: &str, dbname: &str) -> String {
-        let cfg: tokio_postgres::Config = dsn.parse().unwrap();
-        let mut out = format!("host=127.0.0.1 port={} dbname={dbname}", self.port);
-        if let Some(user) = cfg.get_user() {
-            out.push_str(&format!(" user={user}"));
-        }
-        if let Some(pw) = cfg.get_password() {
-            out.push_str(&format!(" password={}", String::from_utf8_lossy(pw)));
-        }
-        out
-    }
-}
-
-impl Drop for StallProxy {
-    fn drop(&mut self) {
-        self.shared.state.lock().unwrap().closed = true;
-        self.sever();
-        // Wakes the accept loop, which then sees `closed`.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let st = shared
-            .changed
-            .wait_while(shared.state.lock().unwrap(), |s| {
-                s.stalled && s.generation == generation
-            })
-            .unwrap();
-        if st.generation != generation {
-            return;
-        }
-        drop(st);
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-/// Where the test cluster listens (the first host and port of `dsn`).
-fn upstream_of(dsn: &str) -> SocketAddr {
-    let cfg: tokio_postgres::Config = dsn.parse().unwrap();
-    let host = match &cfg.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("the stall tests need a TCP test cluster, not {other:?}"),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 // ---------------------------------------------------------------------------
 // Shared helpers.
@@ -426,8 +261,8 @@ async fn every_operation_works(store: &Arc<Store>, db: &TestDb, token: i64, tag:
 
 /// The store of the stall tests: through `proxy`, query_timeout 0.5 s, no
 /// user cache (every lookup reads), group commits started.
-fn stall_store(proxy: &StallProxy, db: &TestDb) -> Arc<Store> {
-    let dsn = proxy.dsn(&db.dsn, &db.name);
+fn stall_store(proxy: &PgProxy, db: &TestDb) -> Arc<Store> {
+    let dsn = proxy.dsn(&db.dsn);
     let qt = format!("{}", QUERY_TIMEOUT.as_secs_f64());
     let ct = format!("{}", CONNECT_TIMEOUT.as_secs_f64());
     started(store_on(
@@ -458,20 +293,20 @@ async fn new_token(db: &TestDb, secret: &str) -> i64 {
 async fn a_stalled_database_fails_every_door_within_query_timeout_then_serves_again() {
     let db = TestDb::new("fail_stall").await;
     let tokens = seed_users(&db).await;
-    let proxy = StallProxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
 
     // Mid-session: every door has been used, so the pool and both writers
     // hold connections, which then stop answering.
     let store = stall_store(&proxy, &db);
     every_operation_works(&store, &db, tokens[0], "warm").await;
-    proxy.stall();
+    proxy.set(Mode::Stall);
     every_operation_times_out(&store, tokens[1], "mid-session").await;
     // The stall ends as a hung host wakes up: the held bytes go through,
     // the connections go on (accounting's writer, cut short mid-wave,
     // closed its own and connects anew). What was held may now be applied
     // (the token above used up, the post-auth row written): a caller told
     // "timeout" was never told "not done". So another token here.
-    proxy.resume();
+    proxy.set(Mode::Forward);
     let token = new_token(&db, "secret-3").await;
     every_operation_works(&store, &db, token, "after-resume").await;
 
@@ -479,7 +314,7 @@ async fn a_stalled_database_fails_every_door_within_query_timeout_then_serves_ag
     // (not even the startup handshake).
     let cold = stall_store(&proxy, &db);
     let token = new_token(&db, "secret-4").await;
-    proxy.stall();
+    proxy.set(Mode::Stall);
     every_operation_times_out(&cold, token, "connecting").await;
     // The stall ends with every connection cut: the store connects anew.
     let before = proxy.accepted();
@@ -498,11 +333,11 @@ async fn a_stalled_database_fails_every_door_within_query_timeout_then_serves_ag
 async fn after_connections_are_cut_every_door_works_at_once() {
     let db = TestDb::new("fail_reset").await;
     let tokens = seed_users(&db).await;
-    let proxy = StallProxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
     let store = stall_store(&proxy, &db);
     every_operation_works(&store, &db, tokens[0], "warm").await;
     // A partition that heals with resets.
-    proxy.stall();
+    proxy.set(Mode::Stall);
     every_operation_times_out(&store, tokens[1], "mid-session").await;
     proxy.sever();
     every_operation_works(&store, &db, tokens[1], "after-reset").await;

@@ -5,9 +5,7 @@
 //! only slow (its connections held open, nothing answered) neither empties
 //! the cache nor slows what it holds.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use radius_core::config::ModuleConfig;
@@ -15,164 +13,14 @@ use radius_core::lookup::Lookup;
 use radius_core::store::Store;
 
 mod common;
+use common::proxy::{Mode, PgProxy};
 use common::TestDb;
-
-// ---------------------------------------------------------------------------
-// A TCP proxy that can be down or stalled.
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Forward,
-    /// Nothing is forwarded, every socket stays open (a hung host).
-    Stall,
-    /// Every connection is cut and new ones are closed at once.
-    Down,
-}
-
-struct Proxy {
-    port: u16,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-}
-
-struct State {
-    mode: Mode,
-    /// Bumped when connections are cut: their pumps stop.
-    generation: u64,
-    sockets: Vec<TcpStream>,
-    closed: bool,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                mode: Mode::Forward,
-                generation: 0,
-                sockets: Vec::new(),
-                closed: false,
-            }),
-            changed: Condvar::new(),
-        });
-        let sh = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                let generation = {
-                    let st = sh.state.lock().unwrap();
-                    if st.closed {
-                        break;
-                    }
-                    if st.mode == Mode::Down {
-                        let _ = client.shutdown(Shutdown::Both);
-                        continue;
-                    }
-                    st.generation
-                };
-                let Ok(server) = TcpStream::connect(upstream) else {
-                    continue;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                {
-                    let mut st = sh.state.lock().unwrap();
-                    st.sockets.push(client.try_clone().unwrap());
-                    st.sockets.push(server.try_clone().unwrap());
-                }
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let sh = Arc::clone(&sh);
-                    std::thread::spawn(move || pump(from, to, &sh, generation));
-                }
-            }
-        });
-        Proxy { port, shared }
-    }
-
-    fn set(&self, mode: Mode) {
-        let mut st = self.shared.state.lock().unwrap();
-        if mode == Mode::Down {
-            for s in st.sockets.drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-            st.generation += 1;
-        }
-        st.mode = mode;
-        drop(st);
-        self.shared.changed.notify_all();
-    }
-
-    fn dsn(&self, dsn: &str, dbname: &str) -> String {
-        let cfg: tokio_postgres::Config = dsn.parse().unwrap();
-        let mut out = format!("host=127.0.0.1 port={} dbname={dbname}", self.port);
-        if let Some(user) = cfg.get_user() {
-            out.push_str(&format!(" user={user}"));
-        }
-        if let Some(pw) = cfg.get_password() {
-            out.push_str(&format!(" password={}", String::from_utf8_lossy(pw)));
-        }
-        out
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.shared.state.lock().unwrap().closed = true;
-        self.set(Mode::Down);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, shared: &Shared, generation: u64) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let st = shared
-            .changed
-            .wait_while(shared.state.lock().unwrap(), |s| {
-                s.mode == Mode::Stall && s.generation == generation
-            })
-            .unwrap();
-        if st.generation != generation {
-            return;
-        }
-        drop(st);
-        if to.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-fn upstream_of(dsn: &str) -> SocketAddr {
-    let cfg: tokio_postgres::Config = dsn.parse().unwrap();
-    let host = match &cfg.get_hosts()[0] {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        other => panic!("the outage tests need a TCP test cluster, not {other:?}"),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 // ---------------------------------------------------------------------------
 
 /// A store through `proxy` with a cache, preloaded, and its listener up.
-async fn store_via(proxy: &Proxy, db: &TestDb, items: &[(&str, &str)]) -> Arc<Store> {
-    let dsn = proxy.dsn(&db.dsn, &db.name);
+async fn store_via(proxy: &PgProxy, db: &TestDb, items: &[(&str, &str)]) -> Arc<Store> {
+    let dsn = proxy.dsn(&db.dsn);
     let mut all = vec![
         ("dsn", dsn.as_str()),
         ("auto_migrate", "no"),
@@ -235,7 +83,7 @@ async fn set_password(db: &TestDb, user: &str, pw: &str) {
 async fn held_users_are_served_through_an_outage_and_revalidated_after() {
     let db = TestDb::new("outage").await;
     seed(&db).await;
-    let proxy = Proxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
     let store = store_via(&proxy, &db, &[]).await;
     let cache = Arc::clone(store.cache().unwrap());
     // A name that does not exist, held as such.
@@ -295,7 +143,7 @@ async fn held_users_are_served_through_an_outage_and_revalidated_after() {
 async fn a_lost_listener_with_the_database_up_serves_nothing_stale() {
     let db = TestDb::new("outage_up").await;
     seed(&db).await;
-    let proxy = Proxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
     let store = store_via(&proxy, &db, &[]).await;
     let cache = Arc::clone(store.cache().unwrap());
     let killed: i64 = db
@@ -333,7 +181,7 @@ async fn a_lost_listener_with_the_database_up_serves_nothing_stale() {
 async fn outage_serving_ends_after_outage_max_stale_and_can_be_off() {
     let db = TestDb::new("outage_stale").await;
     seed(&db).await;
-    let proxy = Proxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
     let bounded = store_via(&proxy, &db, &[("outage_max_stale", "2")]).await;
     let off = store_via(&proxy, &db, &[("outage_serve_cached", "no")]).await;
     proxy.set(Mode::Down);
@@ -360,7 +208,7 @@ async fn outage_serving_ends_after_outage_max_stale_and_can_be_off() {
 async fn a_stalled_database_keeps_the_cache_and_its_speed() {
     let db = TestDb::new("outage_stall").await;
     seed(&db).await;
-    let proxy = Proxy::start(upstream_of(&db.dsn));
+    let proxy = PgProxy::for_dsn(&db.dsn);
     let store = store_via(&proxy, &db, &[]).await;
     let cache = Arc::clone(store.cache().unwrap());
 

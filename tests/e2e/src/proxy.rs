@@ -1,9 +1,11 @@
 //! A TCP proxy in front of the shared PostgreSQL that one test can take
-//! down or stall, so that its outage touches no other test.
+//! down or stall, so that its outage touches no other test. Also compiled
+//! into the core's tests (crates/core/tests/common), which cannot depend on
+//! this crate.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +25,20 @@ struct Shared {
     /// Bumped when connections are cut: their pumps stop.
     cuts: AtomicU64,
     closed: AtomicBool,
+    accepted: AtomicUsize,
+    /// Both ends of every connection, shut down when connections are cut:
+    /// at once, not when a pump next looks.
+    sockets: Mutex<Vec<TcpStream>>,
     upstream: SocketAddr,
+}
+
+impl Shared {
+    fn cut(&self) {
+        self.cuts.fetch_add(1, Ordering::SeqCst);
+        for s in self.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 /// Stopped (every connection cut) when dropped.
@@ -44,6 +59,8 @@ impl PgProxy {
             mode: Mutex::new(Mode::Forward),
             cuts: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            accepted: AtomicUsize::new(0),
+            sockets: Mutex::new(Vec::new()),
             upstream,
         });
         let s = Arc::clone(&shared);
@@ -77,10 +94,22 @@ impl PgProxy {
         parts.join(" ")
     }
 
+    /// Ends a stall as a partition that heals with resets: every
+    /// connection made so far is cut, new ones are forwarded.
+    pub fn sever(&self) {
+        *self.shared.mode.lock().unwrap() = Mode::Forward;
+        self.shared.cut();
+    }
+
+    /// Connections accepted and forwarded so far.
+    pub fn accepted(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
     pub fn set(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = mode;
         if mode == Mode::Down {
-            self.shared.cuts.fetch_add(1, Ordering::SeqCst);
+            self.shared.cut();
         }
     }
 }
@@ -88,7 +117,7 @@ impl PgProxy {
 impl Drop for PgProxy {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.cuts.fetch_add(1, Ordering::SeqCst);
+        self.shared.cut();
     }
 }
 
@@ -104,6 +133,12 @@ fn accept_loop(listener: TcpListener, s: Arc<Shared>) {
                 else {
                     continue;
                 };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                s.accepted.fetch_add(1, Ordering::SeqCst);
+                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                    s.sockets.lock().unwrap().extend([a, b]);
+                }
                 let generation = s.cuts.load(Ordering::SeqCst);
                 for (from, to) in [
                     (client.try_clone(), server.try_clone()),
@@ -140,7 +175,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, s: &Shared, generation: u64) {
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                // Read just as a stall began: held until it ends (or the
+                // connection is cut), never let through.
+                while *s.mode.lock().unwrap() == Mode::Stall
+                    && s.cuts.load(Ordering::SeqCst) == generation
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if s.cuts.load(Ordering::SeqCst) != generation || to.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }

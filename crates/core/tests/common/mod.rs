@@ -9,6 +9,10 @@ use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 use tokio_postgres::{Client, NoTls};
 
+/// The e2e suite's PostgreSQL proxy (down, stalled, severed), one source.
+#[path = "../../../../tests/e2e/src/proxy.rs"]
+pub mod proxy;
+
 const DEFAULT_ADMIN_DSN: &str = "host=127.0.0.1 port=54329 user=radius dbname=radius";
 
 pub struct TestDb {
