@@ -207,26 +207,22 @@ impl TestDb {
         self.scalar::<i64>(sql, params)
     }
 
-    /// radpostauth's `reply` column for `user`, in insertion order, once
-    /// there are `n` rows (post-auth rows may land just after the reply);
-    /// fails when there are not exactly `n` within 10 s.
+    /// radpostauth's `reply` column for `user`, in insertion order, read
+    /// right after the reply and required to hold exactly `n` rows: radiusd
+    /// answers only after post-auth, and post-auth returns only after its
+    /// row committed (`durability = database`, the fixture's default, and
+    /// rlm_sql). A reply sent before its commit fails here.
     pub fn postauth_replies(&self, user: &str, n: usize) -> Vec<String> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let rows: Vec<String> = self
-                .query(
-                    "SELECT reply FROM radpostauth WHERE username = $1 ORDER BY id",
-                    &[&user],
-                )
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            if rows.len() >= n || std::time::Instant::now() > deadline {
-                assert_eq!(rows.len(), n, "radpostauth rows of {user}: {rows:?}");
-                return rows;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let rows: Vec<String> = self
+            .query(
+                "SELECT reply FROM radpostauth WHERE username = $1 ORDER BY id",
+                &[&user],
+            )
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(rows.len(), n, "radpostauth rows of {user}: {rows:?}");
+        rows
     }
 
     fn insert_attr(
