@@ -146,16 +146,7 @@ async fn a_lost_listener_with_the_database_up_serves_nothing_stale() {
     let proxy = PgProxy::for_dsn(&db.dsn);
     let store = store_via(&proxy, &db, &[]).await;
     let cache = Arc::clone(store.cache().unwrap());
-    let killed: i64 = db
-        .client
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = 'rlm_rust listener' AND datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let killed = db.terminate_listener().await;
     assert_eq!(killed, 1);
     // pg_terminate_backend only signals: wait until the module has seen it.
     wait_for("the listener lost", Duration::from_secs(5), || {

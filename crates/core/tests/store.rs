@@ -481,16 +481,7 @@ async fn losing_the_listener_never_serves_stale_data() {
     assert_eq!(password_of(&store.lookup("alice").await.unwrap()), "pw1");
 
     // Cut the listener's connection from the server side.
-    let killed: i64 = db
-        .client
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = 'rlm_rust listener' AND datname = current_database()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let killed = db.terminate_listener().await;
     assert_eq!(killed, 1);
     let cache = store.cache().unwrap().clone();
     assert!(

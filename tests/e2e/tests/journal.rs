@@ -106,6 +106,30 @@ fn postauth_rows(db: &TestDb) -> Vec<String> {
     .collect()
 }
 
+/// A database with the user `demo`, a proxy to it, and a journaling
+/// radiusd behind the proxy with `extra` config lines, `demo` cached by a
+/// first login.
+fn behind_proxy(env: &e2e::Env, tag: &str, extra: &[&str]) -> (TestDb, PgProxy, Radiusd) {
+    let db = TestDb::create(env, &format!("jr_{tag}"));
+    db.user("demo", "demo-password");
+    let proxy = PgProxy::for_dsn(&db.dsn);
+    let mut b = Radiusd::builder(env, &db, &format!("journal-{tag}"))
+        .config(&format!("dsn = \"{}\"", proxy.dsn(&db.dsn)))
+        .config("durability = journal");
+    for line in extra {
+        b = b.config(line);
+    }
+    let rad = b.start();
+    let r = packet::send(
+        rad.auth_addr(),
+        SECRET,
+        &pap("demo", "demo-password"),
+        Duration::from_secs(3),
+    );
+    assert!(answered(&r, packet::ACCESS_ACCEPT), "{}", rad.log_tail(20));
+    (db, proxy, rad)
+}
+
 #[test]
 fn the_journal_writes_the_rows_the_database_mode_writes() {
     let env = e2e_env!();
@@ -253,25 +277,11 @@ fn exactly_once(db: &TestDb, acked: &[String]) {
 fn nothing_acknowledged_is_lost_while_postgres_is_down_for_30_s() {
     let env = e2e_env!();
     rust_only!(env);
-    let db = TestDb::create(env, "jr_down");
-    db.user("demo", "demo-password");
-    let proxy = PgProxy::for_dsn(&db.dsn);
-    let mut rad = Radiusd::builder(env, &db, "journal-down")
-        .config(&format!("dsn = \"{}\"", proxy.dsn(&db.dsn)))
-        .config("durability = journal")
-        .config("connect_timeout = 0.5")
-        .config("query_timeout = 0.5")
-        .start();
-    // Cached before the outage.
-    assert!(answered(
-        &packet::send(
-            rad.auth_addr(),
-            SECRET,
-            &pap("demo", "demo-password"),
-            Duration::from_secs(3)
-        ),
-        packet::ACCESS_ACCEPT
-    ));
+    let (db, proxy, mut rad) = behind_proxy(
+        env,
+        "down",
+        &["connect_timeout = 0.5", "query_timeout = 0.5"],
+    );
     let stop = AtomicBool::new(false);
     let load = Mutex::new(Load::default());
     let (auth, acct) = (rad.auth_addr(), rad.acct_addr());
@@ -327,22 +337,7 @@ fn nothing_acknowledged_is_lost_while_postgres_is_down_for_30_s() {
 fn a_stalled_database_delays_rows_not_answers() {
     let env = e2e_env!();
     rust_only!(env);
-    let db = TestDb::create(env, "jr_stall");
-    db.user("demo", "demo-password");
-    let proxy = PgProxy::for_dsn(&db.dsn);
-    let rad = Radiusd::builder(env, &db, "journal-stall")
-        .config(&format!("dsn = \"{}\"", proxy.dsn(&db.dsn)))
-        .config("durability = journal")
-        .start();
-    assert!(answered(
-        &packet::send(
-            rad.auth_addr(),
-            SECRET,
-            &pap("demo", "demo-password"),
-            Duration::from_secs(3)
-        ),
-        packet::ACCESS_ACCEPT
-    ));
+    let (db, proxy, rad) = behind_proxy(env, "stall", &[]);
     let stop = AtomicBool::new(false);
     let load = Mutex::new(Load::default());
     let (auth, acct) = (rad.auth_addr(), rad.acct_addr());
@@ -501,14 +496,11 @@ fn a_refused_record_is_set_aside_and_its_neighbours_written() {
 fn a_full_journal_refuses_with_a_reason_and_recovers() {
     let env = e2e_env!();
     rust_only!(env);
-    let db = TestDb::create(env, "jr_full");
-    let proxy = PgProxy::for_dsn(&db.dsn);
-    let rad = Radiusd::builder(env, &db, "journal-full")
-        .config(&format!("dsn = \"{}\"", proxy.dsn(&db.dsn)))
-        .config("durability = journal")
-        .config("journal_max_bytes = 1048576")
-        .config("connect_timeout = 0.5")
-        .start();
+    let (db, proxy, rad) = behind_proxy(
+        env,
+        "full",
+        &["journal_max_bytes = 1048576", "connect_timeout = 0.5"],
+    );
     proxy.set(Mode::Down);
     // About 700 bytes each in the journal: 1 MiB holds about 1,500.
     let pad = "x".repeat(220);

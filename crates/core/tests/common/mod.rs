@@ -56,6 +56,20 @@ impl TestDb {
         Store::new(&cfg).unwrap()
     }
 
+    /// Terminates the cache listener's backend from the server side (as a
+    /// restart or an administrator would); how many were terminated.
+    pub async fn terminate_listener(&self) -> i64 {
+        self.client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = 'rlm_rust listener' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
     pub async fn drop_db(self) {
         drop(self.client);
         if let Ok((admin, conn)) = tokio_postgres::connect(&self.admin_dsn, NoTls).await {
