@@ -261,9 +261,6 @@ impl State {
             .build()
             .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
         let mut store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
-        store
-            .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
-            .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         // Not under `radiusd -C`: the journal belongs to the running server.
         let journal = match (cfg.durability, ffi::checking_config()) {
             (Durability::Journal, false) => {
@@ -278,6 +275,9 @@ impl State {
             (Durability::Journal, true) => ", journal".to_string(),
             (Durability::Database, _) => ", durability database".to_string(),
         };
+        store
+            .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
+            .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         let policy = Policy::from_config(&cfg, &name);
         ffi::radlog(
             sys::L_INFO,
@@ -317,10 +317,12 @@ impl State {
         // Records a commit carried on average: how well the group commit
         // amortised its fixed cost (a transaction, a WAL flush).
         let [(pc, pr), (ac, ar)] = store.commit_totals();
-        log::info!(
-            "{name}: group commits: post-auth {pr} records in {pc} commits, \
+        if store.journal_status().is_none() {
+            log::info!(
+                "{name}: group commits: post-auth {pr} records in {pc} commits, \
              accounting {ar} records in {ac} commits"
-        );
+            );
+        }
         if let Some(j) = store.journal_status() {
             log::info!(
                 "{name}: journal {}: {} records shipped in {} transactions, {} set aside, \

@@ -131,10 +131,13 @@ impl Store {
             Arc::clone(&pending),
         ));
         self.pending_resets = Some(pending);
-        self.sink = Sink::Database {
-            postauth: group_commit::<PostAuthBatch>(&self.inner)?,
-            acct: group_commit::<AcctBatch>(&self.inner)?,
-        };
+        // Unless the journal took the records already (start_journal first).
+        if matches!(self.sink, Sink::Stopped) {
+            self.sink = Sink::Database {
+                postauth: group_commit::<PostAuthBatch>(&self.inner)?,
+                acct: group_commit::<AcctBatch>(&self.inner)?,
+            };
+        }
         Ok(())
     }
 

@@ -99,6 +99,11 @@ impl PgProxy {
     pub fn sever(&self) {
         *self.shared.mode.lock().unwrap() = Mode::Forward;
         self.shared.cut();
+        // The resets are sent; the peers' I/O tasks read them when next
+        // scheduled, which a loaded machine may delay past the caller's
+        // next request (seen once in a parallel run). Nothing observable
+        // from here marks it, so a short pause stands for it.
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     /// Connections accepted and forwarded so far.

@@ -29,6 +29,24 @@ pub(crate) use shipper::Shipper;
 pub use journal::Entry;
 pub(crate) use journal::Journal;
 
+/// The server refused a statement (a constraint, a value), as opposed to
+/// being away or too slow: retrying the others is worth it.
+pub(crate) fn refused(e: &Error) -> bool {
+    matches!(e, Error::Db(d) if d.as_db_error().is_some())
+}
+
+/// `e` with the server's message: tokio_postgres prints a server's error
+/// as "db error" alone.
+pub(crate) fn why(e: &Error) -> String {
+    match e {
+        Error::Db(d) => match d.as_db_error() {
+            Some(db) => format!("{e}: {}", db.message()),
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    }
+}
+
 /// What the module's accounting and post-auth records go to.
 pub(crate) enum Sink {
     /// Before [`Store::start_background`]: records cannot be taken.
@@ -128,7 +146,8 @@ impl Store {
     /// Opens the journal in `dir` (`durability = journal`) and starts its
     /// shipper: from then on [`Store::commit_accounting`] and
     /// [`Store::commit_postauth`] answer once a record is durable on local
-    /// disk. `host` names this server in `rlm_rust_journal`.
+    /// disk. `host` names this server in `rlm_rust_journal`. Called before
+    /// [`Store::start_background`], which then builds no group commits.
     pub fn start_journal(
         &mut self,
         dir: &std::path::Path,

@@ -48,8 +48,7 @@ impl Batch for AcctBatch {
         // leader is a radiusd thread, and retrying would hold it (and every
         // waiting caller) for a timeout per record.
         let pending = out.iter().filter(|o| o.is_none()).count();
-        let refused = matches!(&e, Error::Db(d) if d.as_db_error().is_some());
-        let retry = pending > 1 && refused;
+        let retry = pending > 1 && super::refused(&e);
         if retry {
             inner
                 .acct_fallbacks
@@ -297,15 +296,15 @@ async fn changed_ids(
 /// (a deadline cut the wave short) it may be inside a transaction, so it is
 /// closed, which makes the server roll back, instead of going back to its
 /// pool.
-struct InFlight(Option<Object>);
+pub(crate) struct InFlight(pub(crate) Option<Object>);
 
 impl InFlight {
-    fn get(&self) -> &Object {
+    pub(crate) fn get(&self) -> &Object {
         self.0.as_ref().expect("present until finished or dropped")
     }
 
     /// Back to the pool: every request sent on it has been answered.
-    fn finished(mut self) {
+    pub(crate) fn finished(mut self) {
         drop(self.0.take());
     }
 }

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::Pool;
 
-use super::Batch;
+use super::{refused, why, Batch};
 use crate::postauth::{self, PostAuthRecord};
 use crate::store::Inner;
 use crate::Error;
@@ -29,15 +29,6 @@ impl Batch for PostAuthBatch {
         // the others, but a database that is unreachable or too slow is not
         // retried, since the leader is a radiusd thread and would be held
         // (with every waiting caller) for a timeout per attempt.
-        let refused = |e: &Error| matches!(e, Error::Db(d) if d.as_db_error().is_some());
-        // tokio_postgres prints a server's error as "db error" alone.
-        let why = |e: &Error| match e {
-            Error::Db(d) => match d.as_db_error() {
-                Some(db) => format!("{e}: {}", db.message()),
-                None => e.to_string(),
-            },
-            _ => e.to_string(),
-        };
         if n == 1 || !refused(&e) {
             return vec![Err(why(&e)); n];
         }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Object, Pool};
 
 use super::journal::{parse, read_at, read_up_to, Core, Entry};
-use super::radacct::apply_accounting;
+use super::radacct::{apply_accounting, InFlight};
 use super::radpostauth::insert_postauth_on;
+use super::{refused, why};
 use crate::accounting::{AcctRecord, AcctStatus};
 use crate::postauth::{self, PostAuthRecord};
 use crate::store::{make_pool, Inner};
@@ -424,8 +425,8 @@ impl Run {
     /// Applies `batch` (records `from + 1 ..= to`) in one transaction with
     /// the new position.
     async fn ship(&self, from: u64, to: u64, batch: &[(u64, Vec<u8>)]) -> Result<(), String> {
-        let guard = InTx(Some(self.client().await?));
-        let client = guard.0.as_ref().expect("just set");
+        let guard = InFlight(Some(self.client().await?));
+        let client = guard.get();
         let work = async {
             let mut entries = Vec::with_capacity(batch.len());
             let mut bad = Vec::new();
@@ -611,41 +612,6 @@ async fn set_aside(
         )
         .await?;
     Ok(())
-}
-
-/// The server refused a statement (as opposed to being away or slow).
-fn refused(e: &Error) -> bool {
-    matches!(e, Error::Db(d) if d.as_db_error().is_some())
-}
-
-/// tokio_postgres prints a server's error as "db error" alone.
-pub(crate) fn why(e: &Error) -> String {
-    match e {
-        Error::Db(d) => match d.as_db_error() {
-            Some(db) => format!("{}: {}", db.severity(), db.message()),
-            None => e.to_string(),
-        },
-        _ => e.to_string(),
-    }
-}
-
-/// A connection in a transaction. Dropped before [`InTx::finished`] (an
-/// error or the deadline cut the work short) it is closed, so the server
-/// rolls back, instead of going back to its pool.
-struct InTx(Option<Object>);
-
-impl InTx {
-    fn finished(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl Drop for InTx {
-    fn drop(&mut self) {
-        if let Some(obj) = self.0.take() {
-            drop(Object::take(obj));
-        }
-    }
 }
 
 /// What [`crate::store::Store::replay_dead_letters`] did.
