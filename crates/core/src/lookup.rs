@@ -117,40 +117,44 @@ impl Store {
 
 impl Inner {
     async fn lookup(&self, username: &str) -> Result<Lookup, Error> {
-        self.deadline("authorize", async {
-            let client = self.client().await?;
-            let (s1, s2, s3) = tokio::try_join!(
-                client.prepare_cached(USER_DATA),
-                client.prepare_cached(PROFILE),
-                client.prepare_cached(LOCK)
-            )?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&username];
-            let (rows, prof, lock) = tokio::try_join!(
-                client.query(&s1, &params),
-                client.query_opt(&s2, &params),
-                client.query_opt(&s3, &params)
-            )?;
-            let user = assemble_user(rows.iter().map(raw_row))?;
-            let profile = prof.map(|r| profile_of(&r, 0));
-            let locked_until = lock.and_then(|r| r.get::<_, Option<f64>>(0));
-            Ok(Lookup {
-                user,
-                profile,
-                locked_until,
-            })
-        })
+        self.deadline(
+            "authorize",
+            self.on_client(|client| async move {
+                let (s1, s2, s3) = tokio::try_join!(
+                    client.prepare_cached(USER_DATA),
+                    client.prepare_cached(PROFILE),
+                    client.prepare_cached(LOCK)
+                )?;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&username];
+                let (rows, prof, lock) = tokio::try_join!(
+                    client.query(&s1, &params),
+                    client.query_opt(&s2, &params),
+                    client.query_opt(&s3, &params)
+                )?;
+                let user = assemble_user(rows.iter().map(raw_row))?;
+                let profile = prof.map(|r| profile_of(&r, 0));
+                let locked_until = lock.and_then(|r| r.get::<_, Option<f64>>(0));
+                Ok(Lookup {
+                    user,
+                    profile,
+                    locked_until,
+                })
+            }),
+        )
         .await
     }
 }
 
 impl Inner {
     async fn store_nt_hash(&self, username: &str, hash: &str, nt: &str) -> Result<(), Error> {
-        self.deadline("NT hash", async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(STORE_NT_HASH).await?;
-            client.execute(&stmt, &[&username, &hash, &nt]).await?;
-            Ok(())
-        })
+        self.deadline(
+            "NT hash",
+            self.on_client(|client| async move {
+                let stmt = client.prepare_cached(STORE_NT_HASH).await?;
+                client.execute(&stmt, &[&username, &hash, &nt]).await?;
+                Ok(())
+            }),
+        )
         .await
     }
 }
@@ -161,11 +165,13 @@ impl Store {
     pub async fn consume_token(&self, id: i64) -> Result<bool, Error> {
         let inner = &self.inner;
         inner
-            .deadline("one-time token", async {
-                let client = inner.client().await?;
-                let stmt = client.prepare_cached(CONSUME_TOKEN).await?;
-                Ok(client.execute(&stmt, &[&id]).await? == 1)
-            })
+            .deadline(
+                "one-time token",
+                inner.on_client(|client| async move {
+                    let stmt = client.prepare_cached(CONSUME_TOKEN).await?;
+                    Ok(client.execute(&stmt, &[&id]).await? == 1)
+                }),
+            )
             .await
     }
 

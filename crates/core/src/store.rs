@@ -185,6 +185,19 @@ pub(crate) fn make_pool(
         .map_err(|e| Error::Pool(e.to_string()))
 }
 
+/// The error ends the connection, not the statement: the socket closed,
+/// or the server said it is shutting the session down (a restart, or
+/// `pg_terminate_backend`), or a connection-class error.
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || c.code().starts_with("08")
+        })
+}
+
 impl Inner {
     pub(crate) async fn client(&self) -> Result<Object, Error> {
         self.client_of(&self.pool).await
@@ -197,6 +210,30 @@ impl Inner {
                 .await?;
         }
         pool.get().await.map_err(|e| Error::Pool(e.to_string()))
+    }
+
+    /// Runs `op` on a pooled connection, and again on another while the
+    /// one it got turns out closed: after a PostgreSQL restart or a cut,
+    /// the pool hands out connections whose end it has not read yet, and
+    /// the first request on each would fail for nothing. Only for
+    /// statements that may run twice (reads, idempotent writes, and the
+    /// one-time token, whose second try refuses what the first may have
+    /// used up: no worse than failing). Bounded by the caller's deadline.
+    pub(crate) async fn on_client<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut tries = self.pool.status().max_size + 1;
+        loop {
+            match op(self.client().await?).await {
+                Err(Error::Db(e)) if connection_lost(&e) && tries > 1 => {
+                    log::debug!("retrying on another connection: {e}");
+                    tries -= 1;
+                }
+                r => return r,
+            }
+        }
     }
 
     pub(crate) async fn deadline<T>(

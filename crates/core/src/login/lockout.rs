@@ -166,12 +166,14 @@ impl crate::store::Inner {
         if usernames.is_empty() {
             return Ok(());
         }
-        self.deadline("lockout", async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(RESET_MANY).await?;
-            client.execute(&stmt, &[&usernames]).await?;
-            Ok(())
-        })
+        self.deadline(
+            "lockout",
+            self.on_client(|client| async move {
+                let stmt = client.prepare_cached(RESET_MANY).await?;
+                client.execute(&stmt, &[&usernames]).await?;
+                Ok(())
+            }),
+        )
         .await
     }
 }
