@@ -122,6 +122,11 @@ pub const ITEMS: &[ItemSpec] = &[
         default: Some("1073741824"),
         help: "bytes the journal may hold not yet applied to PostgreSQL; when full, accounting and post-auth fail (NASes retransmit)",
     },
+    ItemSpec {
+        name: "stale_session_after",
+        default: Some("auto"),
+        help: "seconds without an update after which an open session no longer counts against Simultaneous-Use; auto = 2 x its interim interval + 60 (3600 without interims); never = until closed",
+    },
 ];
 
 /// When an accounting or post-auth request is answered.
@@ -182,6 +187,7 @@ pub struct ModuleConfig {
     /// None: the module's default (under radiusd's radacctdir).
     pub journal_dir: Option<std::path::PathBuf>,
     pub journal_max_bytes: u64,
+    pub stale_session_after: crate::usage::StaleAfter,
 }
 
 impl ModuleConfig {
@@ -312,6 +318,16 @@ impl ModuleConfig {
                 n => n as usize,
             },
             store_nt_hash: parse_bool("store_nt_hash", get("store_nt_hash"))?,
+            stale_session_after: match get("stale_session_after").unwrap_or_default().trim() {
+                "auto" => crate::usage::StaleAfter::Auto,
+                "never" => crate::usage::StaleAfter::Never,
+                v => crate::usage::StaleAfter::Fixed(parse_int(
+                    "stale_session_after",
+                    v,
+                    1,
+                    10 * 365 * 86_400,
+                )? as i64),
+            },
         })
     }
 
@@ -547,6 +563,19 @@ mod tests {
         assert_eq!(c.lockout_period, None, "0: until an administrator unlocks");
         assert_eq!(c.slow_hash_concurrency, 3);
         assert!(!c.store_nt_hash);
+        assert_eq!(d.stale_session_after, crate::usage::StaleAfter::Auto);
+        for (v, want) in [
+            ("never", crate::usage::StaleAfter::Never),
+            ("90", crate::usage::StaleAfter::Fixed(90)),
+        ] {
+            let c = ModuleConfig::from_items([("dsn", "host=h"), ("stale_session_after", v)]);
+            assert_eq!(c.unwrap().stale_session_after, want);
+        }
+        for bad in ["0", "soon", "-5"] {
+            let e = ModuleConfig::from_items([("dsn", "host=h"), ("stale_session_after", bad)])
+                .unwrap_err();
+            assert_eq!(e.item, "stale_session_after");
+        }
         let e =
             ModuleConfig::from_items([("dsn", "host=h"), ("lockout_period", "-1")]).unwrap_err();
         assert_eq!(e.item, "lockout_period");

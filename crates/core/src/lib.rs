@@ -21,6 +21,7 @@ mod preload;
 pub mod schema;
 mod sink;
 pub mod store;
+pub mod usage;
 
 pub use error::Error;
 pub use sink::{Entry, JournalStatus, Replayed};

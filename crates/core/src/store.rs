@@ -32,6 +32,8 @@ pub struct Store {
     pub(crate) pending_resets: Option<Arc<PendingResets>>,
     /// Where the module's accounting and post-auth records go.
     pub(crate) sink: Sink,
+    /// When an open session without news stops counting (Simultaneous-Use).
+    pub(crate) stale_after: crate::usage::StaleAfter,
 }
 
 pub(crate) struct Inner {
@@ -90,6 +92,7 @@ impl Store {
             )),
             pending_resets: None,
             sink: Sink::Stopped,
+            stale_after: cfg.stale_session_after,
         })
     }
 

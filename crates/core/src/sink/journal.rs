@@ -127,6 +127,10 @@ pub(crate) struct Core {
     flushes: Mutex<VecDeque<(u64, Instant)>>,
     /// Why the shipper last failed, for the "journal full" line.
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The accounting records not yet applied, by user, for the usage
+    /// policies: PostgreSQL does not hold them yet, but they were
+    /// acknowledged, so a session they open must count at once.
+    pub(crate) pending: Mutex<crate::usage::PendingIndex>,
     /// Held while the journal is open: one process per directory.
     _lock: File,
 }
@@ -223,6 +227,7 @@ impl Core {
         preallocate(&file, segment_max).map_err(|e| io_err("cannot preallocate", &last.path, e))?;
         last.len = valid_len;
         let bytes = segments.iter().map(|s| s.len).sum();
+        let pending = index_segments(&segments);
         Ok(Core {
             dir: dir.to_path_buf(),
             id,
@@ -244,6 +249,7 @@ impl Core {
             started: Instant::now(),
             flushes: Mutex::new(VecDeque::new()),
             last_error: Mutex::new(None),
+            pending: Mutex::new(pending),
             _lock: lock_file,
         })
     }
@@ -300,6 +306,16 @@ impl Core {
             s.len += n;
         }
         drop(w);
+        {
+            // Before the records are durable for the shipper, so it cannot
+            // apply (and prune) one before it is here.
+            let mut pending = lock(&self.pending);
+            for (i, rec) in recs.iter().enumerate() {
+                if let Entry::Accounting(status, r) = rec {
+                    pending.add(first + i as u64, *status, r);
+                }
+            }
+        }
         lock(&self.flushes).push_back((last, Instant::now()));
         self.bytes.fetch_add(n, Ordering::Relaxed);
         *lock(&self.durable) = last;
@@ -377,6 +393,7 @@ impl Core {
     /// (never the one being written to).
     pub(crate) fn release(&self, applied: u64) {
         self.applied.store(applied, Ordering::Relaxed);
+        lock(&self.pending).prune(applied);
         {
             let mut f = lock(&self.flushes);
             while f.front().is_some_and(|(seq, _)| *seq <= applied) {
@@ -423,6 +440,26 @@ impl Core {
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
+}
+
+/// The accounting records of every segment (those already applied are
+/// pruned once the shipper has read its position).
+fn index_segments(segments: &VecDeque<Segment>) -> crate::usage::PendingIndex {
+    let mut idx = crate::usage::PendingIndex::default();
+    for s in segments {
+        let Ok(file) = File::open(&s.path) else {
+            continue;
+        };
+        let (mut offset, mut seq) = (0, s.first_seq);
+        while let Ok(Some((payload, len))) = read_at(&file, offset, seq) {
+            if let Ok(Entry::Accounting(status, rec)) = Entry::decode(&payload) {
+                idx.add(seq, status, &rec);
+            }
+            offset += len;
+            seq += 1;
+        }
+    }
+    idx
 }
 
 /// Writes zeros up to `size` (plus a quarter for the last batch) where the file

@@ -164,6 +164,16 @@ impl Store {
         Ok(())
     }
 
+    /// The unapplied journal records of `user` (as accounting stores the
+    /// name) and every unapplied NAS reset; nothing without a journal,
+    /// where PostgreSQL holds every acknowledged record.
+    pub(crate) fn pending_for(&self, user: &str) -> crate::usage::Pending {
+        match &self.sink {
+            Sink::Journal { journal, .. } => journal::lock(&journal.core.pending).for_user(user),
+            _ => crate::usage::Pending::default(),
+        }
+    }
+
     /// The journal's state, when it is open.
     pub fn journal_status(&self) -> Option<JournalStatus> {
         let Sink::Journal { shipper, journal } = &self.sink else {
