@@ -123,6 +123,25 @@ pub enum RejectReason {
     CheckItems,
     /// `Auth-Type := Reject` in the control list.
     AuthTypeReject,
+    /// A usage counter is used up (logged as disable reason 7; the
+    /// account stays active: the next period opens it).
+    UsageLimit(crate::usage::Counter),
+    /// As many open sessions as `Simultaneous-Use` allows.
+    SimultaneousUse {
+        max: u32,
+    },
+}
+
+impl RejectReason {
+    /// The Reply-Message radiusd sends with this refusal, when it sends
+    /// one.
+    pub fn reply_message(&self) -> Option<String> {
+        match self {
+            RejectReason::UsageLimit(c) => Some(c.exceeded_message()),
+            RejectReason::SimultaneousUse { max } => Some(crate::usage::denied_message(*max)),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RejectReason {
@@ -137,6 +156,14 @@ impl std::fmt::Display for RejectReason {
             }
             RejectReason::CheckItems => f.write_str("check items do not match the request"),
             RejectReason::AuthTypeReject => f.write_str("Auth-Type := Reject"),
+            RejectReason::UsageLimit(c) => write!(
+                f,
+                "{} used up (reason 7: {}; the account stays active)",
+                c.attr, REASONS[7]
+            ),
+            RejectReason::SimultaneousUse { max } => {
+                write!(f, "already logged in (Simultaneous-Use = {max})")
+            }
         }
     }
 }

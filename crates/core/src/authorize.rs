@@ -36,6 +36,14 @@ pub struct UserData {
     pub groups: Vec<Arc<GroupData>>,
 }
 
+impl UserData {
+    /// Whether radusergroup puts the user in `group` (rlm_sql's
+    /// SQL-Group: exact, case-sensitive).
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|g| g.name == group)
+    }
+}
+
 /// One group with its radgroupcheck and radgroupreply rows, by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupData {
@@ -71,6 +79,14 @@ pub trait PairEngine {
     fn control(&self, name: &str) -> Option<String>;
     /// `control:name := value`, replacing any earlier ones.
     fn set_control(&mut self, name: &str, value: &str) -> Result<(), String>;
+    /// The first `reply:name`, printed.
+    fn reply(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// `reply:name := value`, replacing any earlier ones.
+    fn set_reply(&mut self, name: &str, _value: &str) -> Result<(), String> {
+        Err(format!("cannot set reply:{name} here"))
+    }
 }
 
 /// The options of rlm_sql that change the algorithm.

@@ -208,6 +208,22 @@ impl PairEngine for StringEngine {
         self.control_value(name).map(str::to_string)
     }
 
+    fn reply(&self, name: &str) -> Option<String> {
+        first(&self.reply, name).map(str::to_string)
+    }
+
+    fn set_reply(&mut self, name: &str, value: &str) -> Result<(), String> {
+        merge(
+            &mut self.reply,
+            vec![Pair {
+                name: name.to_string(),
+                op: Op::Set,
+                value: value.to_string(),
+            }],
+        );
+        Ok(())
+    }
+
     fn set_control(&mut self, name: &str, value: &str) -> Result<(), String> {
         merge(
             &mut self.control,

@@ -23,6 +23,7 @@
 //! standing in for rlm_pap.
 
 pub mod lockout;
+pub mod usage;
 pub mod verified;
 
 use crate::account::{self, LoginDecision, RejectReason};
@@ -75,6 +76,16 @@ impl Policy {
 pub trait LoginIo: ProfileSource {
     /// Uses up one-time token `id`; false when another request won it.
     fn consume_token(&mut self, id: i64) -> Result<bool, String>;
+
+    /// The usage counters' decision for `username` (see [`usage`]).
+    fn counters(
+        &mut self,
+        _username: &str,
+        _limits: &crate::usage::Limits,
+        _now: i64,
+    ) -> Result<crate::usage::CounterDecision, String> {
+        Err("usage counters need the database".into())
+    }
 }
 
 /// One login attempt.
@@ -155,6 +166,9 @@ pub fn authorize<E: PairEngine, Io: LoginIo>(
         .is_some_and(|t| t.eq_ignore_ascii_case("Reject"))
     {
         return Ok(Verdict::Reject(RejectReason::AuthTypeReject));
+    }
+    if let Some(reason) = usage::enforce_counters(engine, io, attempt)? {
+        return Ok(Verdict::Reject(reason));
     }
     let Some(profile) = &lookup.profile else {
         if rc == Rcode::NotFound {
@@ -275,6 +289,17 @@ impl LoginIo for BlockingIo<'_> {
             .block_on(self.store.consume_token(id))
             .map_err(|e| e.to_string())
     }
+
+    fn counters(
+        &mut self,
+        username: &str,
+        limits: &crate::usage::Limits,
+        now: i64,
+    ) -> Result<crate::usage::CounterDecision, String> {
+        self.rt
+            .block_on(self.store.counters(username, limits, now))
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// How [`pap_login`] spends its time on a refusal.
@@ -349,6 +374,10 @@ pub fn pap_login(
             RejectReason::BadPassword,
             matches!(verified, Verified::Computed(_)),
         );
+    }
+    // Where radiusd runs its session section: not a failed login.
+    if let Some(reason) = usage::simultaneous_use(&engine.control, store, rt, username)? {
+        return refuse(reason, matches!(verified, Verified::Computed(_)));
     }
     rt.block_on(store.reset_failures(&[username]))?;
     if let (Verified::Computed(true), true) = (verified, policy.store_nt_hash) {
