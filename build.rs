@@ -51,6 +51,7 @@ fn main() {
         .allowlist_function("cf_item_to_pair|cf_item_to_section|cf_pair_attr|cf_pair_value")
         .allowlist_function("cf_section_name1|cf_section_name2|_talloc_free|fr_pair_cmp_op")
         .allowlist_function("ip_ntoh|inet_ntop")
+        .allowlist_function("paircompare_register_byname|paircompare_unregister")
         .generate()
         .expect("bindgen failed on the FreeRADIUS headers");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("freeradius.rs");

@@ -116,6 +116,12 @@ pub fn section_instance_name(cs: *const sys::CONF_SECTION) -> String {
     }
 }
 
+/// The second name of a section (`b` for `rust b { }`), if any.
+pub fn section_name2(cs: *const sys::CONF_SECTION) -> Option<String> {
+    // SAFETY: cs is a live section; the name is copied out.
+    unsafe { opt_str(sys::cf_section_name2(cs)) }
+}
+
 /// # Safety
 /// `p` must be null or point to a NUL-terminated string valid for the call.
 unsafe fn opt_str(p: *const c_char) -> Option<String> {
@@ -221,8 +227,10 @@ impl Dict {
 }
 
 /// Adds the module's own internal attributes to the dictionary (bootstrap),
-/// so radcheck rows and unlang can use them by name.
-pub fn register_attribute(name: &CStr) -> Result<(), String> {
+/// so radcheck rows and unlang can use them by name. An attribute another
+/// module registered first (rlm_sqlcounter registers its `Max-*` items as
+/// integer64 too) is used as it is: the module reads values as text.
+pub fn register_attribute(name: &CStr, kind: sys::PW_TYPE) -> Result<(), String> {
     // SAFETY: name is a valid C string; dict_attrbyname only reads.
     if !unsafe { sys::dict_attrbyname(name.as_ptr()) }.is_null() {
         return Ok(());
@@ -232,7 +240,7 @@ pub fn register_attribute(name: &CStr) -> Result<(), String> {
     // SAFETY: ATTR_FLAGS is plain old data whose all-zero value means "no flags".
     let rc = unsafe {
         let flags: sys::ATTR_FLAGS = std::mem::zeroed();
-        sys::dict_addattr(name.as_ptr(), -1, 0, sys::PW_TYPE_STRING, flags)
+        sys::dict_addattr(name.as_ptr(), -1, 0, kind, flags)
     };
     if rc < 0 {
         return Err(format!(
@@ -242,6 +250,75 @@ pub fn register_attribute(name: &CStr) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The signature radiusd calls a registered comparison with: the instance,
+/// the request, the request's pair, the check pair, the check list, the
+/// reply list. 0 means "matches".
+pub type CompareFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    *mut sys::REQUEST,
+    *mut sys::VALUE_PAIR,
+    *mut sys::VALUE_PAIR,
+    *mut sys::VALUE_PAIR,
+    *mut *mut sys::VALUE_PAIR,
+) -> std::ffi::c_int;
+
+/// Registers `name` as a comparison attribute keyed on User-Name (as
+/// rlm_sql registers SQL-Group), answered by `func` with `instance`.
+pub fn register_compare(
+    name: &CStr,
+    func: CompareFn,
+    instance: *mut std::ffi::c_void,
+) -> Result<(), String> {
+    // SAFETY: valid C strings; the dictionary is loaded before bootstrap.
+    // radiusd keeps `func` and `instance` until paircompare_unregister,
+    // which detach calls before the instance memory goes away.
+    let rc = unsafe {
+        let user_name = sys::dict_attrbyname(c"User-Name".as_ptr());
+        sys::paircompare_register_byname(name.as_ptr(), user_name, false, Some(func), instance)
+    };
+    if rc < 0 {
+        return Err(format!(
+            "cannot register the comparison {}: {}",
+            name.to_string_lossy(),
+            fr_strerror()
+        ));
+    }
+    Ok(())
+}
+
+/// Undoes [`register_compare`].
+pub fn unregister_compare(name: &CStr, func: CompareFn) {
+    // SAFETY: valid C string; unregistering an unknown pair is a no-op.
+    unsafe {
+        let da = sys::dict_attrbyname(name.as_ptr());
+        if !da.is_null() {
+            sys::paircompare_unregister(da, Some(func));
+        }
+    }
+}
+
+/// The string value of a pair radiusd hands a comparison (the check item
+/// `Rust-Group == "staff"`); None for a null or non-string pair.
+///
+/// # Safety
+/// `vp` must be null or a live pair for the duration of the call.
+pub unsafe fn pair_string(vp: *const sys::VALUE_PAIR) -> Option<Vec<u8>> {
+    if vp.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract; the union member read matches the type.
+    unsafe {
+        if (*(*vp).da).type_ != sys::PW_TYPE_STRING {
+            return None;
+        }
+        let p = (*vp).data.strvalue;
+        if p.is_null() {
+            return Some(Vec::new());
+        }
+        Some(std::slice::from_raw_parts(p.cast::<u8>(), (*vp).length).to_vec())
+    }
 }
 
 /// A request being processed by one radiusd thread.
@@ -397,6 +474,62 @@ impl Request {
             sys::radius_pairmove(self.ptr, &mut (*self.ptr).config, list, false);
         }
         Ok(())
+    }
+
+    /// Adds `reply:attr := value`, replacing existing ones.
+    pub fn set_reply(&self, attr: &CStr, value: &str) -> Result<(), String> {
+        let value = cstring(value);
+        let mut list: *mut sys::VALUE_PAIR = ptr::null_mut();
+        let reply = self.reply_packet();
+        if reply.is_null() {
+            return Err("no reply packet".into());
+        }
+        // The pair is talloc'd under the reply packet, as pair_make_reply does.
+        // SAFETY: live request and reply; radius_pairmove takes ownership
+        // of `list`.
+        unsafe {
+            let vp = sys::fr_pair_make(
+                reply.cast(),
+                &mut list,
+                attr.as_ptr(),
+                value.as_ptr(),
+                sys::T_OP_SET,
+            );
+            if vp.is_null() {
+                return Err(fr_strerror());
+            }
+            sys::radius_pairmove(self.ptr, &mut (*reply).vps, list, false);
+        }
+        Ok(())
+    }
+
+    /// reply:`name`, by dictionary name.
+    pub fn reply_named(&self, name: &str) -> Option<Value> {
+        let name = CString::new(name).ok()?;
+        let reply = self.reply_packet();
+        if reply.is_null() {
+            return None;
+        }
+        // SAFETY: valid C string; live reply packet whose list is read.
+        let vp = unsafe {
+            let da = sys::dict_attrbyname(name.as_ptr());
+            if da.is_null() {
+                return None;
+            }
+            sys::fr_pair_find_by_da((*reply).vps, da, sys::TAG_ANY as i8)
+        };
+        Value::from_vp(vp)
+    }
+
+    /// The limit radiusd's session check passes (`Simultaneous-Use`).
+    pub fn simul_max(&self) -> i32 {
+        self.req().simul_max
+    }
+
+    /// What the session section answers radiusd: the open sessions.
+    pub fn set_simul_count(&self, n: u32) {
+        // SAFETY: live request, only this thread touches it in the callback.
+        unsafe { (*self.ptr).simul_count = i32::try_from(n).unwrap_or(i32::MAX) }
     }
 
     /// The reply code (Access-Accept = 2, Access-Reject = 3), 0 if none.
@@ -681,5 +814,15 @@ impl PairEngine for FrEngine<'_> {
         let name =
             CString::new(name).map_err(|_| format!("attribute name {name:?} contains NUL"))?;
         self.req.set_control(&name, value)
+    }
+
+    fn reply(&self, name: &str) -> Option<String> {
+        self.req.reply_named(name).map(|v| v.text)
+    }
+
+    fn set_reply(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let name =
+            CString::new(name).map_err(|_| format!("attribute name {name:?} contains NUL"))?;
+        self.req.set_reply(&name, value)
     }
 }

@@ -12,6 +12,7 @@ use radius_core::config::{Durability, ModuleConfig};
 use radius_core::login::{self, Attempt, BlockingIo, Policy, Verdict, Verified, VerifyError};
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
+use radius_core::usage;
 
 use crate::ffi::{self, Attr, ConfItem, Dict, Request};
 use crate::guard::{guard, guard_int, install_panic_hook};
@@ -22,6 +23,9 @@ use crate::{logger, sys};
 #[repr(C)]
 struct Instance {
     state: *mut State,
+    /// The group comparison's attribute (`Rust-Group`, or
+    /// `<instance>-Rust-Group`), registered in bootstrap, dropped in detach.
+    group_attr: *mut CString,
 }
 
 struct State {
@@ -50,6 +54,7 @@ const fn methods() -> [sys::packetmethod; sys::MOD_COUNT as usize] {
     m[sys::MOD_PREACCT as usize] = Some(mod_preacct);
     m[sys::MOD_ACCOUNTING as usize] = Some(mod_accounting);
     m[sys::MOD_POST_AUTH as usize] = Some(mod_post_auth);
+    m[sys::MOD_SESSION as usize] = Some(mod_checksimul);
     m
 }
 
@@ -76,17 +81,83 @@ const PASSWORD_HASH_ATTR: &std::ffi::CStr = c"Rust-Password-Hash";
 /// counts: it holds the name looked up, and post-auth records the outcome.
 const LOGIN_NAME_ATTR: &std::ffi::CStr = c"Rust-Login-Name";
 
-extern "C" fn mod_bootstrap(cs: *mut sys::CONF_SECTION, _instance: *mut c_void) -> c_int {
+extern "C" fn mod_bootstrap(cs: *mut sys::CONF_SECTION, instance: *mut c_void) -> c_int {
     guard_int("bootstrap", || {
         install_panic_hook();
         logger::install();
+        if cs.is_null() || instance.is_null() {
+            ffi::radlog(sys::L_ERR, "rlm_rust: bootstrap called without a section");
+            return -1;
+        }
+        let fail = |e: String| {
+            ffi::cf_log_err(cs, &format!("rlm_rust: {e}"));
+            -1
+        };
         for attr in [PASSWORD_HASH_ATTR, LOGIN_NAME_ATTR] {
-            if let Err(e) = ffi::register_attribute(attr) {
-                ffi::cf_log_err(cs, &format!("rlm_rust: {e}"));
-                return -1;
+            if let Err(e) = ffi::register_attribute(attr, sys::PW_TYPE_STRING) {
+                return fail(e);
             }
         }
+        // rlm_sqlcounter's check items (integer64, so limits past 4 GiB
+        // parse in radcheck rows) and the octets left in the reply.
+        let counters = usage::COUNTERS.iter().map(|c| c.attr);
+        for attr in counters.chain([usage::OCTETS_REMAINING]) {
+            if let Err(e) = ffi::register_attribute(&ffi::cstring(attr), sys::PW_TYPE_INTEGER64) {
+                return fail(e);
+            }
+        }
+        // As rlm_sql's SQL-Group: before the sites are compiled, so that
+        // unlang can name it.
+        let group = ffi::cstring(&match ffi::section_name2(cs) {
+            Some(n) => format!("{n}-Rust-Group"),
+            None => "Rust-Group".to_string(),
+        });
+        if let Err(e) = ffi::register_compare(&group, rust_group_cmp, instance) {
+            return fail(e);
+        }
+        // SAFETY: instance is radiusd's zeroed inst_size allocation for
+        // this module (an Instance), ours until detach.
+        unsafe { (*(instance as *mut Instance)).group_attr = Box::into_raw(Box::new(group)) };
         0
+    })
+}
+
+/// `Rust-Group == "name"` in unlang or a check item: whether the request's
+/// user (sql_user_name) is in that group, from the cached user data.
+/// 0 is a match; anything else (also before instantiate) is not.
+extern "C" fn rust_group_cmp(
+    instance: *mut c_void,
+    request: *mut sys::REQUEST,
+    _request_vp: *mut sys::VALUE_PAIR,
+    check: *mut sys::VALUE_PAIR,
+    _check_list: *mut sys::VALUE_PAIR,
+    _reply_list: *mut *mut sys::VALUE_PAIR,
+) -> c_int {
+    guard_int("Rust-Group", || {
+        if instance.is_null() || request.is_null() {
+            return 1;
+        }
+        // SAFETY: check is the live check pair of this comparison.
+        let Some(want) = (unsafe { ffi::pair_string(check) }) else {
+            return 1;
+        };
+        // SAFETY: instance is our Instance (registered with it in
+        // bootstrap); its state is null before instantiate.
+        let state = unsafe { (*(instance as *const Instance)).state };
+        if state.is_null() {
+            return 1;
+        }
+        // SAFETY: the state lives until detach, which unregisters this
+        // comparison first; request is the live request being compared.
+        let (state, req) = unsafe { (&*state, Request::new(request)) };
+        match state.in_group(&req, &String::from_utf8_lossy(&want)) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                req.error(&format!("Rust-Group: {e}"));
+                1
+            }
+        }
     })
 }
 
@@ -115,6 +186,18 @@ extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
     guard_int("detach", || {
         if instance.is_null() {
             return 0;
+        }
+        // SAFETY: instance is our Instance; group_attr is null or the Box
+        // leaked in bootstrap, taken back exactly once.
+        let group = unsafe {
+            let inst = &mut *(instance as *mut Instance);
+            std::mem::replace(&mut inst.group_attr, ptr::null_mut())
+        };
+        if !group.is_null() {
+            // SAFETY: see above.
+            let group = unsafe { Box::from_raw(group) };
+            // Before the state goes: no comparison may reach it after.
+            ffi::unregister_compare(&group, rust_group_cmp);
         }
         // SAFETY: instance is our Instance; the state pointer is either null
         // or the Box we leaked in instantiate, taken back exactly once.
@@ -198,6 +281,15 @@ extern "C" fn mod_accounting(
 extern "C" fn mod_post_auth(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
     guard("post-auth", || {
         with_request(instance, request, State::post_auth)
+    })
+}
+
+extern "C" fn mod_checksimul(
+    instance: *mut c_void,
+    request: *mut sys::REQUEST,
+) -> sys::rlm_rcode_t {
+    guard("session", || {
+        with_request(instance, request, State::checksimul)
     })
 }
 
@@ -576,6 +668,69 @@ impl State {
         match self.store.commit_postauth(rec) {
             Ok(()) => sys::RLM_MODULE_OK,
             Err(e) => self.fail(req, "post-auth", e),
+        }
+    }
+
+    /// The session section (radiusd runs it after authenticate when the
+    /// control list has Simultaneous-Use): the user's open sessions, which
+    /// radiusd compares with the limit and, at or above it, rejects with
+    /// its "You are already logged in" message. A failure here lets the
+    /// login through, as with rlm_sql (radiusd ignores a session section
+    /// that does not answer `ok`).
+    fn checksimul(&self, req: &Request) -> sys::rlm_rcode_t {
+        let username = match req.xlat(&self.user_name_fmt) {
+            Ok(u) => u,
+            Err(e) => return self.fail(req, "sql_user_name", e),
+        };
+        let open = match self
+            .rt
+            .block_on(self.store.open_sessions(&username, account::now() as i64))
+        {
+            Ok(n) => n,
+            Err(e) => return self.fail(req, "Simultaneous-Use", e),
+        };
+        req.set_simul_count(open);
+        let max = u32::try_from(req.simul_max()).unwrap_or(0);
+        if usage::over_simultaneous(open, max) {
+            // Refused for its sessions, not its password: the lockout
+            // must not count it.
+            let _ = req.set_control(LOGIN_NAME_ATTR, "");
+            req.warn(&format!(
+                "{username}: {} open sessions, Simultaneous-Use = {max}",
+                open
+            ));
+        } else {
+            req.debug(&format!("{username}: {open} open sessions"));
+        }
+        sys::RLM_MODULE_OK
+    }
+
+    /// Whether the request's user is in `group`: their radusergroup
+    /// groups, then those of their profile (control:User-Profile, else
+    /// default_profile), as authorize reads them.
+    fn in_group(&self, req: &Request, group: &str) -> Result<bool, String> {
+        let username = req.xlat(&self.user_name_fmt)?;
+        let get = |name: &str| match self.store.cached(name) {
+            Some(l) => Ok(l),
+            None => self
+                .rt
+                .block_on(self.store.lookup(name))
+                .map_err(|e| e.to_string()),
+        };
+        if get(&username)?.user.in_group(group) {
+            return Ok(true);
+        }
+        if !self.cfg.read_profiles {
+            return Ok(false);
+        }
+        let profile = req
+            .control(&self.dict, Attr::UserProfile)
+            .map(|v| v.text)
+            .or_else(|| self.cfg.default_profile.clone())
+            .filter(|p| !p.is_empty());
+        match profile {
+            Some(p) => Ok(get(&p)?.user.in_group(group)),
+            None => Ok(false),
         }
     }
 
