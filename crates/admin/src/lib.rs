@@ -17,6 +17,7 @@ pub mod oob;
 pub mod openapi;
 pub mod pdf;
 pub mod radius;
+pub mod usage;
 pub mod users;
 
 use std::sync::Arc;

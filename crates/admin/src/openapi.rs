@@ -223,6 +223,27 @@ pub fn document_for(max_batch_users: usize) -> Value {
     let group_name = json!({ "type": "string", "minLength": 1, "maxLength": 64, "pattern": trimmed_pattern("/") });
     let timestamp = json!({ "type": "string", "format": "date-time", "nullable": true,
         "description": "RFC 3339 (years 0001..9999); also 'YYYY-MM-DD HH:MM:SS' (UTC), a date, or epoch seconds" });
+    let usage_schema = json!({ "type": "object", "nullable": true, "readOnly": true,
+            "description": "GET radiususers/<id>/ only: usage against the user's limits (Simultaneous-Use and the Max-*-Session / Max-*-Octets check items of radcheck and their groups, as a request without attributes gets them), computed as the login procedure does; null when the user's check items cannot be read",
+            "properties": {
+                "simultaneous_use": { "type": "integer", "nullable": true, "description": "the user's Simultaneous-Use, if any" },
+                "open_sessions": { "type": "integer", "minimum": 0, "description": "sessions counting against Simultaneous-Use now" },
+                "limits": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["attribute", "period", "unit", "limit", "used", "remaining", "period_start", "resets_at"],
+                    "properties": {
+                        "attribute": { "type": "string", "description": "the check item, e.g. Max-Daily-Session" },
+                        "period": { "type": "string", "enum": ["daily", "weekly", "monthly", "never"] },
+                        "unit": { "type": "string", "enum": ["seconds", "octets"] },
+                        "limit": { "type": "integer", "minimum": 0 },
+                        "used": { "type": "integer", "minimum": 0, "description": "used in the current period (sessions overlapping its start count for their part in it)" },
+                        "remaining": { "type": "integer", "minimum": 0 },
+                        "period_start": { "type": "integer", "description": "epoch seconds (server local time boundaries, as rlm_sqlcounter); 0 for never" },
+                        "resets_at": { "type": "integer", "nullable": true, "description": "epoch seconds of the next reset; null for never" },
+                    }
+                } },
+            },
+            "required": ["simultaneous_use", "open_sessions", "limits"] });
     let user_props = json!({
         "id": { "type": "integer", "readOnly": true },
         "username": { "type": "string", "minLength": 1, "maxLength": 253, "pattern": trimmed_pattern(""), "description": "required on create; read-only after" },
@@ -247,6 +268,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
         "has_nt_hash": { "type": "boolean", "readOnly": true, "description": "an NT hash is stored (MS-CHAP / PEAP-MSCHAPv2 possible); false with --store-nt-hash false or for a password set before it was stored" },
         "locked_until": { "type": "string", "format": "date-time", "nullable": true, "readOnly": true, "description": "end of the current lock; null when not locked, and also when locked until an administrator unlocks (then reason is 2)" },
         "failed_logins": { "type": "integer", "minimum": 0, "readOnly": true, "description": "consecutive failed logins counted by the module and authorize/ / token/" },
+        "usage": usage_schema,
         "created_at": { "type": "string", "format": "date-time", "readOnly": true },
         "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
     });

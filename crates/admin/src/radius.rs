@@ -95,7 +95,7 @@ pub async fn authorize(State(st): State<SharedState>, mut input: Input) -> ApiRe
                         RejectReason::Disabled { .. }
                         | RejectReason::Expired
                         | RejectReason::Locked => Some(reason.to_string()),
-                        _ => None,
+                        _ => reason.reply_message(),
                     };
                     if let Some(m) = msg {
                         body.insert("reply:Reply-Message".into(), m.into());

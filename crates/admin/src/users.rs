@@ -439,7 +439,9 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let row = fetch(&st, parse_id(&id)?).await?;
-    Ok(Json(row_json(&row)))
+    let mut user = row_json(&row);
+    user["usage"] = crate::usage::of(&st, &row.get::<_, String>(1)).await?;
+    Ok(Json(user))
 }
 
 pub async fn update(
