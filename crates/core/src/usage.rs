@@ -634,16 +634,25 @@ impl Store {
                 inner.on_client(|client| {
                     let (name, ids) = (&name, &ids);
                     async move {
-                        let s1 = client.prepare_cached(SESSIONS).await?;
-                        let rows = client
-                            .query(&s1, &[name as &(dyn ToSql + Sync), ids])
-                            .await?;
-                        let mut sums = Sums::default();
-                        if let Some(b) = bounds {
+                        // Both statements in one round trip (pipelined).
+                        let p1: [&(dyn ToSql + Sync); 2] = [name, ids];
+                        let open = async {
+                            let s1 = client.prepare_cached(SESSIONS).await?;
+                            client.query(&s1, &p1).await
+                        };
+                        let (d, w, m) =
+                            bounds.map_or((0, 0, 0), |b| (b.day.0, b.week.0, b.month.0));
+                        let p2: [&(dyn ToSql + Sync); 5] = [name, ids, &d, &w, &m];
+                        let summed = async {
+                            if bounds.is_none() {
+                                return Ok(None);
+                            }
                             let s2 = client.prepare_cached(SUMS).await?;
-                            let (d, w, m) = (b.day.0, b.week.0, b.month.0);
-                            let p: [&(dyn ToSql + Sync); 5] = [name, ids, &d, &w, &m];
-                            let r = client.query_one(&s2, &p).await?;
+                            client.query_one(&s2, &p2).await.map(Some)
+                        };
+                        let (rows, summed) = tokio::try_join!(open, summed)?;
+                        let mut sums = Sums::default();
+                        if let Some(r) = summed {
                             for i in 0..4 {
                                 sums.time[i] = r.get(2 * i);
                                 sums.octets[i] = r.get(2 * i + 1);
