@@ -237,7 +237,7 @@ fn records_still_in_the_journal_count() {
 /// attribute in real life; Class here), and tells staff apart.
 const SITE_UNLANG: &str = r#"	if (&reply:Rust-Octets-Remaining) {
 		update reply {
-			Class := "octets-left=%{reply:Rust-Octets-Remaining}"
+			Class := "left=%{reply:Rust-Octets-Remaining} giga=%{expr:%{reply:Rust-Octets-Remaining} >> 32} low=%{expr:%{reply:Rust-Octets-Remaining} & 4294967295}"
 		}
 	}
 	if (Rust-Group == "staff") {
@@ -262,7 +262,7 @@ fn counters_refuse_at_the_limit_and_cap_the_session() {
     db.member("gina", "weekly", 1);
     db.group_check("weekly", "Max-Weekly-Session", ":=", "100");
     // hank and ivan: past 4 GiB of traffic.
-    db.check("hank", "Max-Monthly-Octets", ":=", "5000000000");
+    db.check("hank", "Max-Monthly-Octets", ":=", "15000000000");
     db.check("ivan", "Max-All-Octets", ":=", "4294968296");
     let rad = Radiusd::builder(env, &db, "usage_counters")
         .var("RADDB_SITE_AUTHORIZE_EXTRA", SITE_UNLANG)
@@ -312,7 +312,9 @@ fn counters_refuse_at_the_limit_and_cap_the_session() {
     assert!(r.is_accept(), "{}", r.raw);
     assert_eq!(
         r.get("Class").map(|c| c.trim_start_matches("0x")),
-        Some(e2e::hex(b"octets-left=705031704").as_str()),
+        // 15e9 - (4 GiB + 1000) left: 2 gigawords and 2115097112 octets,
+        // as a NAS's 32-bit limit and gigawords attributes take it.
+        Some(e2e::hex(b"left=10705031704 giga=2 low=2115097112").as_str()),
         "{}",
         r.raw
     );
