@@ -31,6 +31,9 @@ pub struct Profile {
     pub nt_hash: Option<String>,
     /// Unused, unexpired one-time tokens: (id, SHA-256 of the token).
     pub open_tokens: Vec<(i64, Vec<u8>)>,
+    /// The second factor a login needs (`token_auth` with its
+    /// `token_type`), None when it needs none.
+    pub second_factor: Option<crate::login::second_factor::Method>,
 }
 
 /// Why an account may not log in, whatever the password.
@@ -123,6 +126,9 @@ pub enum RejectReason {
     CheckItems,
     /// `Auth-Type := Reject` in the control list.
     AuthTypeReject,
+    /// The second factor: the code is missing, wrong or used already, or
+    /// cannot be checked (see [`crate::login::second_factor::Refusal`]).
+    SecondFactor(crate::login::second_factor::Refusal),
 }
 
 impl std::fmt::Display for RejectReason {
@@ -137,6 +143,7 @@ impl std::fmt::Display for RejectReason {
             }
             RejectReason::CheckItems => f.write_str("check items do not match the request"),
             RejectReason::AuthTypeReject => f.write_str("Auth-Type := Reject"),
+            RejectReason::SecondFactor(r) => r.fmt(f),
         }
     }
 }
@@ -184,6 +191,7 @@ mod tests {
             password_hash: None,
             nt_hash: None,
             open_tokens: vec![],
+            second_factor: None,
         }
     }
 
