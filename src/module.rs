@@ -17,6 +17,8 @@ use crate::ffi::{self, Attr, ConfItem, Dict, Request};
 use crate::guard::{guard, guard_int, install_panic_hook};
 use crate::{logger, sys};
 
+mod two_factor;
+
 /// What radiusd allocates per instance (`inst_size` zeroed bytes): only a
 /// pointer to the Rust state, created in instantiate, freed in detach.
 #[repr(C)]
@@ -278,7 +280,13 @@ impl State {
         store
             .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
-        let policy = Policy::from_config(&cfg, &name);
+        let mut policy = Policy::from_config(&cfg, &name);
+        if let Some(path) = &cfg.secret_file {
+            let secret = radius_core::secret::Secret::load(path).map_err(|e| {
+                format!("rlm_rust ({name}): invalid configuration item 'secret_file': {e}")
+            })?;
+            policy.second_factor.secret = Some(secret);
+        }
         ffi::radlog(
             sys::L_INFO,
             &format!(
@@ -404,6 +412,9 @@ impl State {
     }
 
     fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {
+        if let Some(rc) = self.authenticate_second_factor(req) {
+            return rc;
+        }
         let Some(hash) = req.control(&self.dict, Attr::PasswordHash) else {
             req.error("no control:Rust-Password-Hash to authenticate against");
             return sys::RLM_MODULE_INVALID;
