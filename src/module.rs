@@ -371,7 +371,8 @@ impl State {
         // One scan of the packet for both attributes authorize needs.
         let attrs = req.packet_attrs(&self.dict);
         let password = attrs.get(Attr::UserPassword).map(|v| v.text);
-        let eap = attrs.get(Attr::EapMessage).is_some();
+        let eap_message = attrs.get(Attr::EapMessage);
+        let eap = eap_message.is_some();
         let attempt = Attempt {
             username: &username,
             password: password.as_deref(),
@@ -399,6 +400,9 @@ impl State {
             if let Err(e) = req.set_control(LOGIN_NAME_ATTR, &to_marker(&username)) {
                 return self.fail(req, "authorize", e);
             }
+        }
+        if two_factor::outer_tunnel(&verdict, req, eap_message.as_ref()) {
+            return sys::RLM_MODULE_NOOP;
         }
         match verdict {
             Verdict::NotFound => sys::RLM_MODULE_NOTFOUND,

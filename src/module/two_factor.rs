@@ -17,13 +17,37 @@
 //! (post-auth); refusals that are no guess (a forged State, a code that
 //! cannot be checked, a database error) are not.
 
-use radius_core::account;
+use radius_core::account::{self, RejectReason};
 use radius_core::login::second_factor::{self, Io, Issued, Method, Offer, Outcome, Refusal};
+use radius_core::login::Verdict;
 use radius_core::Error;
 
 use super::{State, LOGIN_NAME_ATTR};
-use crate::ffi::{Attr, Request};
+use crate::ffi::{Attr, Request, Value};
 use crate::sys;
+
+/// EAP types whose conversation ends in an inner request of their own
+/// (TTLS, PEAP, FAST), plus the Identity and Nak that lead to one.
+const TUNNEL_EAP_TYPES: [u8; 5] = [1, 3, 21, 25, 43];
+
+/// Whether authorize's refusal of a second-factor user for lack of a
+/// password ([`Refusal::NeedsPap`]) is the outer request of a PEAP/TTLS
+/// conversation, which the site's `eap` lets through to this module:
+/// its tunnel's inner request (this module again, with the inner
+/// method's credentials) decides, so the outer one is answered `noop`.
+/// Any other EAP method (MD5, GTC, MSCHAPv2 without a tunnel) stays
+/// refused: it would be verified against the stock credential alone.
+pub(super) fn outer_tunnel(verdict: &Verdict, req: &Request, eap: Option<&Value>) -> bool {
+    if *verdict != Verdict::Reject(RejectReason::SecondFactor(Refusal::NeedsPap)) || req.is_inner()
+    {
+        return false;
+    }
+    // An EAP-Response (code 2): code, id, length (2), type.
+    let Some(msg) = eap.and_then(|v| unhex(&v.text)) else {
+        return false;
+    };
+    msg.len() >= 5 && msg[0] == 2 && TUNNEL_EAP_TYPES.contains(&msg[4])
+}
 
 impl State {
     /// `Some(rcode)` for a user with a second factor, None for everyone
