@@ -401,3 +401,45 @@ fn email_code_from_the_module_through_the_smtp_sink() {
     let r = pap(&rad, "erin", &fourth, Some(&state));
     assert_eq!(r.code, packet::ACCESS_ACCEPT, "{r:?}\n{}", rad.log_tail(30));
 }
+
+#[test]
+fn eap_peap_mschapv2_is_refused_and_ttls_pap_takes_the_appended_code() {
+    use e2e::eapol::{Eapol, Login, Method};
+    let env = e2e_env!();
+    // rlm_rust-only: second factor and radius-admin
+    rust_only!(env);
+    let Some(eapol) = Eapol::find(env) else {
+        return;
+    };
+    let db = TestDb::create(env, "sf_eap");
+    let secret = secret_file(env, "sf_eap");
+    let rad = radiusd(env, &db, "sf_eap", &secret);
+    let admin = admin(env, &db, "sf_eap", &secret, None);
+    let seed = totp_user(&admin, "frank", "frank-pw-1");
+    let o = eapol.login(
+        &rad,
+        Login::new(Method::PeapMschapv2, "frank", "frank-pw-1"),
+    );
+    assert!(o.rejected_in_tunnel(), "PEAP-MSCHAPv2:\n{}", o.summary(30));
+    assert!(
+        rad.log().contains("token_auth users log in with PAP only"),
+        "{}",
+        rad.log_tail(20)
+    );
+    // TTLS-PAP: the password alone is not enough (eapol_test cannot answer
+    // an inner challenge), the password with the code appended is.
+    let o = eapol.login(&rad, Login::new(Method::TtlsPap, "frank", "frank-pw-1"));
+    assert!(
+        !o.accepted(),
+        "TTLS-PAP, password alone:\n{}",
+        o.summary(30)
+    );
+    let pw = format!("frank-pw-1{}", code(&seed, 0));
+    let o = eapol.login(&rad, Login::new(Method::TtlsPap, "frank", &pw));
+    assert!(
+        o.accepted(),
+        "TTLS-PAP, code appended:\n{}\n{}",
+        o.summary(30),
+        rad.log_tail(30)
+    );
+}
