@@ -13,7 +13,9 @@
 //! 4. a one-time token offered as the password is used up and accepts;
 //! 5. otherwise the known-good credential: from the stock rows, or the
 //!    profile's hash (served with its NT hash, so MS-CHAP works too), which
-//!    this module verifies itself for PAP ([`Verifier`]);
+//!    this module verifies itself for PAP ([`Verifier`]); a `token_auth`
+//!    user also needs a code ([`second_factor`]): PAP only, the Auth-Type
+//!    is ours whatever the credential;
 //! 6. the outcome is recorded: a failure counts towards the lockout, a
 //!    success ends the streak.
 //!
