@@ -200,6 +200,7 @@ attrs! {
     PasswordWithHeader => c"Password-With-Header",
     LoginName => c"Rust-Login-Name",
     EapMessage => c"EAP-Message",
+    State => c"State",
 }
 
 impl Dict {
@@ -530,6 +531,73 @@ impl Request {
     pub fn set_simul_count(&self, n: u32) {
         // SAFETY: live request, only this thread touches it in the callback.
         unsafe { (*self.ptr).simul_count = i32::try_from(n).unwrap_or(i32::MAX) }
+    }
+
+    /// The control list as (name, printed value) pairs, in order: what the
+    /// core's credential check reads (octets print as `0x...`, which it
+    /// takes as FreeRADIUS' value parser does).
+    pub fn control_pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut vp = self.req().config;
+        while !vp.is_null() {
+            // SAFETY: vp walks the request's live control list; its da is
+            // set, and its name (a flexible array member) holds a
+            // NUL-terminated dictionary string.
+            let (name, next) = unsafe {
+                let da = (*vp).da;
+                let name = if da.is_null() {
+                    None
+                } else {
+                    Some(
+                        CStr::from_ptr((*da).name.as_ptr())
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                };
+                (name, (*vp).next)
+            };
+            if let (Some(name), Some(v)) = (name, Value::from_vp(vp)) {
+                out.push((name, v.text));
+            }
+            vp = next;
+        }
+        out
+    }
+
+    /// Adds `attr = value` to the reply (value parsed as FreeRADIUS
+    /// parses it: `0x...` for octets).
+    pub fn add_reply(&self, attr: &CStr, value: &str) -> Result<(), String> {
+        let reply = self.reply_packet();
+        if reply.is_null() {
+            return Err("no reply packet".into());
+        }
+        let value = cstring(value);
+        // SAFETY: live reply packet; fr_pair_make allocates the pair in the
+        // reply's talloc context and links it into its list, copying both
+        // strings.
+        let vp = unsafe {
+            sys::fr_pair_make(
+                reply.cast(),
+                &mut (*reply).vps,
+                attr.as_ptr(),
+                value.as_ptr(),
+                sys::T_OP_EQ,
+            )
+        };
+        if vp.is_null() {
+            return Err(fr_strerror());
+        }
+        Ok(())
+    }
+
+    /// Sets the reply's code (an authenticate method that answers
+    /// Access-Challenge sets it and returns `handled`, as rlm_eap does).
+    pub fn set_reply_code(&self, code: u32) {
+        let reply = self.reply_packet();
+        if !reply.is_null() {
+            // SAFETY: live reply packet of the request this thread runs.
+            unsafe { (*reply).code = code }
+        }
     }
 
     /// The reply code (Access-Accept = 2, Access-Reject = 3), 0 if none.

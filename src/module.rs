@@ -18,6 +18,8 @@ use crate::ffi::{self, Attr, ConfItem, Dict, Request};
 use crate::guard::{guard, guard_int, install_panic_hook};
 use crate::{logger, sys};
 
+mod two_factor;
+
 /// What radiusd allocates per instance (`inst_size` zeroed bytes): only a
 /// pointer to the Rust state, created in instantiate, freed in detach.
 #[repr(C)]
@@ -370,7 +372,13 @@ impl State {
         store
             .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
-        let policy = Policy::from_config(&cfg, &name);
+        let mut policy = Policy::from_config(&cfg, &name);
+        if let Some(path) = &cfg.secret_file {
+            let secret = radius_core::secret::Secret::load(path).map_err(|e| {
+                format!("rlm_rust ({name}): invalid configuration item 'secret_file': {e}")
+            })?;
+            policy.second_factor.secret = Some(secret);
+        }
         ffi::radlog(
             sys::L_INFO,
             &format!(
@@ -455,7 +463,8 @@ impl State {
         // One scan of the packet for both attributes authorize needs.
         let attrs = req.packet_attrs(&self.dict);
         let password = attrs.get(Attr::UserPassword).map(|v| v.text);
-        let eap = attrs.get(Attr::EapMessage).is_some();
+        let eap_message = attrs.get(Attr::EapMessage);
+        let eap = eap_message.is_some();
         let attempt = Attempt {
             username: &username,
             password: password.as_deref(),
@@ -484,6 +493,9 @@ impl State {
                 return self.fail(req, "authorize", e);
             }
         }
+        if two_factor::outer_tunnel(&verdict, req, eap_message.as_ref()) {
+            return sys::RLM_MODULE_NOOP;
+        }
         match verdict {
             Verdict::NotFound => sys::RLM_MODULE_NOTFOUND,
             Verdict::Reject(why) => {
@@ -496,6 +508,9 @@ impl State {
     }
 
     fn authenticate(&self, req: &Request) -> sys::rlm_rcode_t {
+        if let Some(rc) = self.authenticate_second_factor(req) {
+            return rc;
+        }
         let Some(hash) = req.control(&self.dict, Attr::PasswordHash) else {
             req.error("no control:Rust-Password-Hash to authenticate against");
             return sys::RLM_MODULE_INVALID;

@@ -15,8 +15,10 @@ pub mod housekeeping;
 pub mod input;
 pub mod oob;
 pub mod openapi;
+pub mod outbox;
 pub mod pdf;
 pub mod radius;
+pub mod two_factor;
 pub mod usage;
 pub mod users;
 
@@ -61,6 +63,12 @@ pub struct Config {
     /// The key of the out-of-band codes' HMAC (from --secret-file, else
     /// random for this process).
     pub oob_secret: oob::Secret,
+    /// Whether `oob_secret` came from `--secret-file`: only then can the
+    /// module read what it seals (TOTP seeds, queued codes), and only then
+    /// is the second factor on.
+    pub secret_from_file: bool,
+    /// The issuer of TOTP provisioning URIs (shown by authenticator apps).
+    pub totp_issuer: String,
     /// Codes `sendoobtoken` may issue per user per [`oob::SEND_WINDOW`]
     /// (0: no limit).
     pub oob_send_limit: u32,
@@ -102,6 +110,8 @@ impl Config {
             user_token_ttl: Duration::from_secs(86_400),
             oob_ttl: Duration::from_secs(300),
             oob_secret: oob::Secret::random(),
+            secret_from_file: false,
+            totp_issuer: "rlm_rust".to_string(),
             oob_send_limit: 5,
             console_show_code: false,
             senders: oob::Senders::default(),
@@ -168,6 +178,13 @@ impl AppState {
             },
             auth_type: "rust".to_string(),
             store_nt_hash: self.cfg.store_nt_hash,
+            second_factor: radius_core::login::second_factor::Settings {
+                secret: self
+                    .cfg
+                    .secret_from_file
+                    .then(|| self.cfg.oob_secret.clone()),
+                code_lifetime: self.cfg.oob_ttl,
+            },
         }
     }
 }
@@ -226,6 +243,11 @@ pub fn app(state: SharedState) -> Router {
             "/api/v1/radiususers/{id}/verifyoobtoken/",
             post(users::verify_oob_token),
         )
+        .route(
+            "/api/v1/radiususers/{id}/totp/",
+            post(two_factor::rotate_totp),
+        )
+        .route("/api/v1/auth/", post(two_factor::auth))
         .route("/api/v1/groups/", get(groups::list).post(groups::create))
         .route(
             "/api/v1/groups/{name}/",
@@ -323,9 +345,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Codes the module (and auth/) queued go out through this process's
+    // senders while it serves.
+    let sender = tokio::spawn(outbox::run(state.clone()));
     // The peer address feeds the wrong-token throttle.
     let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sender.abort();
+    served
 }

@@ -123,6 +123,10 @@ struct ServeArgs {
     /// survive a restart nor work across several radius-admin instances).
     #[arg(long, env = "RADIUS_ADMIN_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// The issuer named in TOTP provisioning URIs (what authenticator apps
+    /// show next to the user name).
+    #[arg(long, env = "RADIUS_ADMIN_TOTP_ISSUER", default_value = "rlm_rust")]
+    totp_issuer: String,
     /// Codes sendoobtoken may send one user per 15 minutes (0: no limit).
     #[arg(long, env = "RADIUS_ADMIN_OOB_SEND_LIMIT", default_value_t = 5)]
     oob_send_limit: u32,
@@ -571,6 +575,8 @@ async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), Str
     cfg.user_token_ttl = Duration::from_secs(a.user_token_ttl);
     cfg.oob_send_limit = a.oob_send_limit;
     cfg.console_show_code = a.console_show_code;
+    cfg.secret_from_file = a.secret_file.is_some();
+    cfg.totp_issuer = a.totp_issuer.clone();
     cfg.oob_secret = match &a.secret_file {
         Some(p) => oob::Secret::load_or_create(p)?,
         None => {

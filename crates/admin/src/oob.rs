@@ -11,12 +11,7 @@
 //! committed before delivery (no transaction is held open across a slow
 //! sender) and voided if delivery fails, which is answered 502.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-use hmac::{KeyInit, Mac};
-use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ApiResult};
 use crate::radius::ts;
@@ -27,77 +22,15 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wrong guesses a code takes; the next one finds no code.
-pub const MAX_ATTEMPTS: i32 = 5;
+pub use radius_core::login::second_factor::MAX_ATTEMPTS;
 /// The window of the per-user limit on `sendoobtoken`.
 pub const SEND_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Shortest accepted server secret, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use radius_core::secret::MIN_SECRET_BYTES;
 
-/// The key of the codes' HMAC. Never printed (no Debug).
-#[derive(Clone)]
-pub struct Secret(Arc<[u8]>);
-
-impl Secret {
-    /// A random key for this process only: codes do not survive a restart
-    /// and are not shared with another radius-admin on the same database.
-    pub fn random() -> Secret {
-        let mut b = [0u8; 32];
-        getrandom::fill(&mut b).expect("the OS random number generator failed");
-        Secret(Arc::from(&b[..]))
-    }
-
-    pub fn from_bytes(b: &[u8]) -> Result<Secret, String> {
-        if b.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "the secret must hold at least {MIN_SECRET_BYTES} bytes"
-            ));
-        }
-        Ok(Secret(Arc::from(b)))
-    }
-
-    /// Reads the secret file (surrounding whitespace ignored); a file that
-    /// does not exist yet is created with 32 random bytes (64 hex digits),
-    /// readable by its owner only.
-    pub fn load_or_create(path: &Path) -> Result<Secret, String> {
-        let shown = path.display();
-        match std::fs::read(path) {
-            Ok(b) => {
-                let text = String::from_utf8_lossy(&b);
-                Secret::from_bytes(text.trim().as_bytes()).map_err(|e| format!("{shown}: {e}"))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut b = [0u8; 32];
-                getrandom::fill(&mut b).map_err(|e| format!("random: {e}"))?;
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(path)
-                    .map_err(|e| format!("{shown}: {e}"))?;
-                f.write_all(hex.as_bytes())
-                    .and_then(|_| f.write_all(b"\n"))
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| format!("{shown}: {e}"))?;
-                log::info!("created the server secret {shown}");
-                Secret::from_bytes(hex.as_bytes())
-            }
-            Err(e) => Err(format!("{shown}: {e}")),
-        }
-    }
-
-    /// HMAC-SHA256 of the code, bound to its user.
-    pub fn code_mac(&self, user_id: i64, code: &str) -> [u8; 32] {
-        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0)
-            .expect("HMAC takes a key of any length");
-        m.update(b"rlm_rust oob code v1\0");
-        m.update(&user_id.to_be_bytes());
-        m.update(code.as_bytes());
-        m.finalize().into_bytes().into()
-    }
-}
+/// The key of the codes' HMAC, shared with the module (its `secret_file`),
+/// which also seals TOTP seeds and queued codes with it.
+pub use radius_core::secret::Secret;
 
 #[derive(Clone)]
 pub struct SmtpSender {
@@ -183,7 +116,7 @@ pub struct Senders {
 
 impl Senders {
     /// Delivers `code`; returns the sender's name.
-    async fn deliver(
+    pub async fn deliver(
         &self,
         channel: &str,
         username: &str,
@@ -228,17 +161,7 @@ pub struct Sent {
     pub expires_at: String,
 }
 
-/// A uniformly random 6-digit code (rejection sampling, no modulo bias).
-pub fn new_code() -> String {
-    loop {
-        let mut b = [0u8; 4];
-        getrandom::fill(&mut b).expect("the OS random number generator failed");
-        let n = u32::from_le_bytes(b);
-        if n < 4_294_000_000 {
-            return format!("{:06}", n % 1_000_000);
-        }
-    }
-}
+pub use radius_core::login::second_factor::new_code;
 
 /// Checks the per-user limit and stores the code (committed, so no
 /// transaction waits on the sender), then delivers it; a failed delivery
@@ -338,58 +261,17 @@ pub async fn issue(
     }
 }
 
-/// What checking a code found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Checked {
-    /// Right: the code is used up.
-    Verified,
-    /// Wrong: this many attempts are left on the code.
-    Wrong { attempts_left: i32 },
-    /// No live code: none sent, expired, used, voided or out of attempts.
-    NoCode,
-}
+/// What checking a code found (the core's: the module checks the same
+/// codes).
+pub use radius_core::login::second_factor::Checked;
 
 /// Checks `code` against the user's newest live code, counting the
 /// attempt; a right code is used up.
 pub async fn verify(st: &SharedState, user_id: i64, code: &str) -> ApiResult<Checked> {
-    let mut client = st.db.get().await?;
-    let tx = client.transaction().await?;
-    let Some(row) = tx
-        .query_opt(
-            "SELECT id, code_hash, attempts FROM rlm_rust_oob_code \
-             WHERE user_id = $1 AND used_at IS NULL AND expires_at > now() \
-             ORDER BY id DESC LIMIT 1 FOR UPDATE",
-            &[&user_id],
-        )
-        .await?
-    else {
-        return Ok(Checked::NoCode);
-    };
-    let (id, stored, attempts): (i64, Vec<u8>, i32) = (row.get(0), row.get(1), row.get(2));
-    if attempts >= MAX_ATTEMPTS {
-        return Ok(Checked::NoCode);
-    }
-    let mac = st.cfg.oob_secret.code_mac(user_id, code);
-    let right = bool::from(mac.as_slice().ct_eq(stored.as_slice()));
-    let out = if right {
-        tx.execute(
-            "UPDATE rlm_rust_oob_code SET used_at = now(), attempts = attempts + 1 WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-        Checked::Verified
-    } else {
-        tx.execute(
-            "UPDATE rlm_rust_oob_code SET attempts = attempts + 1 WHERE id = $1",
-            &[&id],
-        )
-        .await?;
-        Checked::Wrong {
-            attempts_left: MAX_ATTEMPTS - attempts - 1,
-        }
-    };
-    tx.commit().await?;
-    Ok(out)
+    Ok(st
+        .store
+        .check_oob_code(&st.cfg.oob_secret, user_id, code)
+        .await?)
 }
 
 #[cfg(test)]

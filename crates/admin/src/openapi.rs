@@ -271,6 +271,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
         "usage": usage_schema,
         "created_at": { "type": "string", "format": "date-time", "readOnly": true },
         "updated_at": { "type": "string", "format": "date-time", "readOnly": true },
+        "totp_uri": { "type": "string", "readOnly": true, "description": "only in the answer of POST radiususers/ for token_auth with token_type ftm or ftk: the otpauth://totp/ URI of the new seed, shown this once" },
     });
     // Inputs: the writable fields only (anything else is a 400).
     let mut user_in = user_props.clone();
@@ -379,6 +380,13 @@ pub fn document_for(max_batch_users: usize) -> Value {
         }
         p
     };
+    let auth_refusal = json!({ "description": "Not authenticated: wrong or missing credentials (`detail` only), or the password was right and a token code is required (`token_required`; e-mail/SMS users were sent one, `token_sent` names the channels); also a missing API token",
+        "content": { "application/json": { "schema": obj(json!({
+            "detail": s("string"), "field": s("string"),
+            "token_required": s("boolean"),
+            "token_sent": { "type": "array", "items": { "type": "string", "enum": ["email", "sms"] } },
+            "expires_at": { "type": "string", "format": "date-time", "description": "end of the code sent" },
+        }), &["detail"]) } } });
     let json_body = |schema: Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     let no_body = |code: &str, d: &str| json!({ code: { "description": d } });
     json!({
@@ -475,8 +483,8 @@ pub fn document_for(max_batch_users: usize) -> Value {
                         "meta": obj(json!({ "limit": s("integer"), "offset": s("integer"), "total_count": s("integer"), "next": ns("string"), "previous": ns("string") }), &["limit", "offset", "total_count", "next", "previous"]),
                         "objects": { "type": "array", "items": r("RadiusUser") },
                     }), &["meta", "objects"]))) })) },
-                "post": { "summary": "Create a RADIUS user", "requestBody": body_ref("RadiusUserInput"),
-                    "responses": errors(json!({ "201": ok("Created", Some(r("RadiusUser"))) })) }
+                "post": { "summary": "Create a RADIUS user (token_auth with ftm/ftk: a TOTP seed too, its URI in totp_uri)", "requestBody": body_ref("RadiusUserInput"),
+                    "responses": errors(json!({ "201": ok("Created", Some(r("RadiusUser"))), "409": err("Duplicate username, or a TOTP user while radius-admin runs without --secret-file") })) }
             },
             "/api/v1/radiususers/{id}/": {
                 "get": { "summary": "One RADIUS user", "parameters": [p_id()],
@@ -499,6 +507,24 @@ pub fn document_for(max_batch_users: usize) -> Value {
                     "404": err("No such user"),
                     "429": err("Too many codes sent to this user lately (Retry-After), or too many invalid API tokens"),
                     "502": err("Delivery failed (the code is voided)"),
+                }))
+            }},
+            "/api/v1/radiususers/{id}/totp/": { "post": {
+                "summary": "A new TOTP seed for a token_type ftm/ftk user (the old one stops working); its otpauth:// URI is shown this once", "parameters": [p_id()],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": closed(obj(json!({}), &[])) } } },
+                "responses": errors(json!({
+                    "200": ok("Created", Some(obj(json!({ "detail": s("string"), "totp_uri": s("string") }), &["detail", "totp_uri"]))),
+                    "400": err("Bad input, or the user's token_type is not ftm or ftk"),
+                    "404": err("No such user"),
+                    "409": err("radius-admin runs without --secret-file: the module could not read the seed"),
+                }))
+            }},
+            "/api/v1/auth/": { "post": {
+                "summary": "Authenticate a user: password and, for token_auth users, token_code (FortiAuthenticator's auth/); the lockout applies",
+                "requestBody": body_ref("AuthInput"),
+                "responses": errors(json!({
+                    "200": ok("Password (and token code) right", Some(obj(json!({ "detail": s("string"), "username": s("string") }), &["detail", "username"]))),
+                    "401": auth_refusal,
                 }))
             }},
             "/api/v1/radiususers/{id}/verifyoobtoken/": { "post": {
@@ -586,6 +612,11 @@ pub fn document_for(max_batch_users: usize) -> Value {
                     "username": { "type": "string", "minLength": 1, "maxLength": MAX_ATTR_BYTES },
                     "password": { "type": "string", "minLength": 1, "maxLength": MAX_LOGIN_PASSWORD_BYTES },
                 }), &["username", "password"]),
+                "AuthInput": closed(obj(json!({
+                    "username": { "type": "string", "minLength": 1, "maxLength": MAX_ATTR_BYTES },
+                    "password": { "type": "string", "minLength": 1, "maxLength": MAX_LOGIN_PASSWORD_BYTES },
+                    "token_code": { "type": "string", "maxLength": crate::two_factor::MAX_TOKEN_CODE_BYTES, "description": "the 6-digit code (TOTP, or sent by e-mail/SMS); absent: e-mail/SMS users are sent one" },
+                }), &["username", "password"])),
                 "PostAuth": obj(json!({
                     "username": { "type": "string", "minLength": 1, "maxLength": MAX_ATTR_BYTES },
                     "password": { "type": "string", "maxLength": MAX_LOGIN_PASSWORD_BYTES, "description": "stored only for Access-Reject with --store-rejected-password" },

@@ -391,6 +391,10 @@ pub async fn create(State(st): State<SharedState>, mut input: Input) -> ApiResul
         ..Default::default()
     };
     let password = apply(&mut input, &mut f, true)?;
+    let totp = crate::two_factor::uses_totp(f.token_auth, f.token_type.as_deref());
+    if totp {
+        crate::two_factor::check_can_provision(&st)?;
+    }
     let nt_hash = password.as_deref().and_then(|p| nt_hash_for(&st, p));
     let hash = match password {
         Some(p) => Some(hash_password_blocking(p).await?),
@@ -431,7 +435,13 @@ pub async fn create(State(st): State<SharedState>, mut input: Input) -> ApiResul
             ],
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(row_json(&row))).into_response())
+    let mut body = row_json(&row);
+    if totp {
+        // Shown this once: only the sealed seed is kept.
+        let uri = crate::two_factor::provision(&st, row.get(0), &f.username).await?;
+        body["totp_uri"] = uri.into();
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 pub async fn detail(

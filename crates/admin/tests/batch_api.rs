@@ -291,6 +291,8 @@ async fn openapi_document_is_valid_and_complete() {
         ("/api/v1/radiususers/{id}/password/", &["post"]),
         ("/api/v1/radiususers/{id}/sendoobtoken/", &["post"]),
         ("/api/v1/radiususers/{id}/verifyoobtoken/", &["post"]),
+        ("/api/v1/radiususers/{id}/totp/", &["post"]),
+        ("/api/v1/auth/", &["post"]),
         ("/api/v1/account/session/", &["get"]),
         ("/api/v1/account/usage/", &["get"]),
         ("/api/v1/account/password/change/", &["post"]),

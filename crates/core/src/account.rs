@@ -31,6 +31,9 @@ pub struct Profile {
     pub nt_hash: Option<String>,
     /// Unused, unexpired one-time tokens: (id, SHA-256 of the token).
     pub open_tokens: Vec<(i64, Vec<u8>)>,
+    /// The second factor a login needs (`token_auth` with its
+    /// `token_type`), None when it needs none.
+    pub second_factor: Option<crate::login::second_factor::Method>,
 }
 
 /// Why an account may not log in, whatever the password.
@@ -130,6 +133,9 @@ pub enum RejectReason {
     SimultaneousUse {
         max: u32,
     },
+    /// The second factor: the code is missing, wrong or used already, or
+    /// cannot be checked (see [`crate::login::second_factor::Refusal`]).
+    SecondFactor(crate::login::second_factor::Refusal),
 }
 
 impl RejectReason {
@@ -164,6 +170,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::SimultaneousUse { max } => {
                 write!(f, "already logged in (Simultaneous-Use = {max})")
             }
+            RejectReason::SecondFactor(r) => r.fmt(f),
         }
     }
 }
@@ -211,6 +218,7 @@ mod tests {
             password_hash: None,
             nt_hash: None,
             open_tokens: vec![],
+            second_factor: None,
         }
     }
 

@@ -103,6 +103,16 @@ pub const ITEMS: &[ItemSpec] = &[
         help: "store the NT hash of a radius-admin user without one at their next successful PAP login (MS-CHAP, PEAP)",
     },
     ItemSpec {
+        name: "secret_file",
+        default: Some(""),
+        help: "file of the secret shared with radius-admin (--secret-file): checks and sends second-factor codes; empty = token_auth users cannot log in",
+    },
+    ItemSpec {
+        name: "code_lifetime",
+        default: Some("300"),
+        help: "seconds an Access-Challenge of a token_auth user, and the e-mail/SMS code sent with it, stay valid (30..=3600)",
+    },
+    ItemSpec {
         name: "auto_migrate",
         default: Some("yes"),
         help: "create missing stock tables and rlm_rust's own tables at first connection",
@@ -188,6 +198,9 @@ pub struct ModuleConfig {
     pub journal_dir: Option<std::path::PathBuf>,
     pub journal_max_bytes: u64,
     pub stale_session_after: crate::usage::StaleAfter,
+    /// The secret shared with radius-admin (second factor); None: unset.
+    pub secret_file: Option<std::path::PathBuf>,
+    pub code_lifetime: Duration,
 }
 
 impl ModuleConfig {
@@ -328,6 +341,21 @@ impl ModuleConfig {
                     10 * 365 * 86_400,
                 )? as i64),
             },
+            secret_file: match get("secret_file").map(str::trim).filter(|d| !d.is_empty()) {
+                Some(d) if !d.starts_with('/') => {
+                    return Err(err(
+                        "secret_file",
+                        format!("must be an absolute path, got '{d}'"),
+                    ))
+                }
+                d => d.map(std::path::PathBuf::from),
+            },
+            code_lifetime: Duration::from_secs(parse_int(
+                "code_lifetime",
+                get("code_lifetime").unwrap_or_default(),
+                30,
+                3600,
+            )?),
         })
     }
 
@@ -579,6 +607,12 @@ mod tests {
         let e =
             ModuleConfig::from_items([("dsn", "host=h"), ("lockout_period", "-1")]).unwrap_err();
         assert_eq!(e.item, "lockout_period");
+        assert_eq!(d.secret_file, None);
+        assert_eq!(d.code_lifetime, Duration::from_secs(300));
+        for (item, bad) in [("secret_file", "relative/path"), ("code_lifetime", "5")] {
+            let e = ModuleConfig::from_items([("dsn", "host=h"), (item, bad)]).unwrap_err();
+            assert_eq!(e.item, item);
+        }
     }
 
     #[test]

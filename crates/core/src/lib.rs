@@ -19,6 +19,7 @@ pub mod password;
 pub mod postauth;
 mod preload;
 pub mod schema;
+pub mod secret;
 mod sink;
 pub mod store;
 pub mod usage;

@@ -18,7 +18,8 @@ macro_rules! profile_columns {
          u.nt_hash, ARRAY(SELECT t.id FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
                AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id), \
          ARRAY(SELECT t.token_hash FROM rlm_rust_radius_token t WHERE t.user_id = u.id \
-               AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id)"
+               AND t.used_at IS NULL AND t.expires_at > now() ORDER BY t.id), \
+         CASE WHEN u.token_auth THEN u.token_type END"
     };
 }
 pub(crate) use profile_columns;
@@ -233,6 +234,9 @@ pub(crate) fn profile_of(r: &tokio_postgres::Row, at: usize) -> Profile {
         password_hash: r.get(at + 4),
         nt_hash: r.get(at + 5),
         open_tokens: ids.into_iter().zip(hashes).collect(),
+        second_factor: r
+            .get::<_, Option<String>>(at + 8)
+            .map(|t| crate::login::second_factor::Method::of(&t)),
     }
 }
 

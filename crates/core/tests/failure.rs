@@ -56,6 +56,7 @@ fn policy() -> Policy {
         },
         auth_type: "rust".into(),
         store_nt_hash: false,
+        second_factor: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ fn policy(lockout: Lockout) -> Policy {
         lockout,
         auth_type: "rust".into(),
         store_nt_hash: true,
+        second_factor: Default::default(),
     }
 }
 

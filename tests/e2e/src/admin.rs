@@ -54,6 +54,8 @@ fn command(env: &Env, db: &TestDb) -> Command {
         "RADIUS_ADMIN_SMTP_FROM",
         "RADIUS_ADMIN_SMS_URL",
         "RADIUS_ADMIN_SMS_TOKEN",
+        "RADIUS_ADMIN_SECRET_FILE",
+        "RADIUS_ADMIN_TOTP_ISSUER",
     ] {
         cmd.env_remove(v);
     }
@@ -123,6 +125,12 @@ pub struct AdminServer {
 impl AdminServer {
     /// Starts `radius-admin serve` against `db` and waits until it answers.
     pub fn start(env: &Env, db: &TestDb, name: &str) -> AdminServer {
+        Self::start_with(env, db, name, &[])
+    }
+
+    /// [`AdminServer::start`] with more `serve` arguments (e.g.
+    /// `--secret-file`, `--smtp-url`).
+    pub fn start_with(env: &Env, db: &TestDb, name: &str, args: &[&str]) -> AdminServer {
         let mut last = String::new();
         for _attempt in 0..5 {
             let port = free_tcp_port();
@@ -137,6 +145,7 @@ impl AdminServer {
                 .arg("serve")
                 .arg("--port")
                 .arg(port.to_string())
+                .args(args)
                 .env("RADIUS_ADMIN_TOKEN", API_TOKEN)
                 .env("RUST_LOG", "info")
                 .stdout(log)

@@ -41,6 +41,7 @@ pub mod packet;
 pub mod proxy;
 mod radclient;
 mod radiusd;
+pub mod smtp;
 
 pub use admin::{admin_cli, batch_credentials, AdminServer, HttpReply, API_TOKEN};
 pub use db::TestDb;

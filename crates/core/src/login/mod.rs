@@ -13,7 +13,9 @@
 //! 4. a one-time token offered as the password is used up and accepts;
 //! 5. otherwise the known-good credential: from the stock rows, or the
 //!    profile's hash (served with its NT hash, so MS-CHAP works too), which
-//!    this module verifies itself for PAP ([`Verifier`]);
+//!    this module verifies itself for PAP ([`Verifier`]); a `token_auth`
+//!    user also needs a code ([`second_factor`]): PAP only, the Auth-Type
+//!    is ours whatever the credential;
 //! 6. the outcome is recorded: a failure counts towards the lockout, a
 //!    success ends the streak.
 //!
@@ -23,6 +25,8 @@
 //! standing in for rlm_pap.
 
 pub mod lockout;
+pub mod second_factor;
+pub mod totp;
 pub mod usage;
 pub mod verified;
 
@@ -52,6 +56,9 @@ pub struct Policy {
     /// Store the NT hash of a profile password that has none, at the next
     /// successful verification of that password.
     pub store_nt_hash: bool,
+    /// The second factor of `token_auth` users (the secret is loaded by
+    /// the caller: `secret_file`, `--secret-file`).
+    pub second_factor: second_factor::Settings,
 }
 
 impl Policy {
@@ -68,6 +75,10 @@ impl Policy {
             },
             auth_type: auth_type.to_string(),
             store_nt_hash: cfg.store_nt_hash,
+            second_factor: second_factor::Settings {
+                secret: None,
+                code_lifetime: cfg.code_lifetime,
+            },
         }
     }
 }
@@ -182,6 +193,11 @@ pub fn authorize<E: PairEngine, Io: LoginIo>(
     if matches!(rc, Rcode::NotFound | Rcode::Noop) && !lookup.user.check.is_empty() {
         return Ok(Verdict::Reject(RejectReason::CheckItems));
     }
+    if profile.second_factor.is_some() && attempt.password.is_none() {
+        return Ok(Verdict::Reject(RejectReason::SecondFactor(
+            second_factor::Refusal::NeedsPap,
+        )));
+    }
     if let Some(id) = attempt.password.and_then(|pw| profile.token_matching(pw)) {
         if io.consume_token(id)? {
             engine.debug("one-time token accepted and used up");
@@ -197,7 +213,15 @@ pub fn authorize<E: PairEngine, Io: LoginIo>(
             }
         }
     }
-    claim(engine, policy, attempt)?;
+    if profile.second_factor.is_some() {
+        // The password and its code are this module's to check, whatever
+        // the credential: the Auth-Type is ours.
+        engine
+            .set_control("Auth-Type", &policy.auth_type)
+            .map_err(|e| no_auth_type(policy, &e))?;
+    } else {
+        claim(engine, policy, attempt)?;
+    }
     Ok(Verdict::Continue(match rc {
         Rcode::NotFound | Rcode::Noop => Rcode::Ok,
         rc => rc,
@@ -215,12 +239,16 @@ fn claim<E: PairEngine>(engine: &mut E, policy: &Policy, attempt: &Attempt) -> R
     {
         return Ok(());
     }
-    engine.set_control("Auth-Type", &policy.auth_type).map_err(|e| {
-        format!(
-            "cannot set Auth-Type {0} ({e}); add `Auth-Type {0} {{ {0} }}` to the authenticate section",
-            policy.auth_type
-        )
-    })
+    engine
+        .set_control("Auth-Type", &policy.auth_type)
+        .map_err(|e| no_auth_type(policy, &e))
+}
+
+fn no_auth_type(policy: &Policy, e: &str) -> String {
+    format!(
+        "cannot set Auth-Type {0} ({e}); add `Auth-Type {0} {{ {0} }}` to the authenticate section",
+        policy.auth_type
+    )
 }
 
 /// Step 5 outside radiusd: `password` against the control list authorize
@@ -322,6 +350,37 @@ pub fn pap_login(
     password: &str,
     cost: Cost,
 ) -> Result<LoginDecision, Error> {
+    let offer = second_factor::Offer::Appended(password);
+    pap_login_offer(store, rt, policy, username, offer, cost).map(|l| l.decision)
+}
+
+/// A PAP login outside radiusd and what its second factor did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PapLogin {
+    pub decision: LoginDecision,
+    /// The code sent because the password came without it (`auth/`).
+    pub code_sent: Option<second_factor::Issued>,
+}
+
+/// [`pap_login`] with the code of a second-factor user offered either
+/// way ([`second_factor::Offer`]); users without one log in with the
+/// password alone, whatever else is offered.
+pub fn pap_login_offer(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    policy: &Policy,
+    username: &str,
+    offer: second_factor::Offer,
+    cost: Cost,
+) -> Result<PapLogin, Error> {
+    let password = match offer {
+        second_factor::Offer::Appended(p) => p,
+        second_factor::Offer::Apart { password, .. } => password,
+    };
+    let done = |decision| PapLogin {
+        decision,
+        code_sent: None,
+    };
     let lookup = rt.block_on(store.lookup(username))?;
     let mut engine = StringEngine::new(vec![
         ("User-Name".to_string(), username.to_string()),
@@ -339,11 +398,11 @@ pub fn pap_login(
             message: e,
         })?;
     let verifier = store.verifier();
-    let refuse = |reason: RejectReason, spent: bool| -> Result<LoginDecision, Error> {
+    let refuse = |reason: RejectReason, spent: bool| -> Result<PapLogin, Error> {
         if cost == Cost::Uniform && !spent {
             verifier.spend(password).map_err(Error::Busy)?;
         }
-        Ok(LoginDecision::Reject { reason })
+        Ok(done(LoginDecision::Reject { reason }))
     };
     let verified = match verdict {
         Verdict::NotFound => return refuse(RejectReason::UnknownUser, false),
@@ -356,16 +415,31 @@ pub fn pap_login(
         }
         Verdict::Continue(Rcode::Reject) => return refuse(RejectReason::AuthTypeReject, false),
         Verdict::TokenAccepted => Verified::Fast(true),
-        Verdict::Continue(_) => {
-            check_credential(&engine.control, verifier, policy, username, password).map_err(
-                |e| match e {
-                    VerifyError::Busy(_) => Error::Busy(e),
-                    VerifyError::BadHash(b) => Error::BadData {
-                        table: "rlm_rust_user/radcheck",
-                        message: b.to_string(),
-                    },
+        Verdict::Continue(_)
+            if lookup
+                .profile
+                .as_ref()
+                .is_some_and(|p| p.second_factor.is_some()) =>
+        {
+            let profile = lookup.profile.as_ref().expect("checked");
+            let method = profile.second_factor.expect("checked");
+            return second_factor::finish_pap_login(
+                &second_factor::Io {
+                    store,
+                    rt,
+                    settings: &policy.second_factor,
                 },
-            )?
+                policy,
+                (profile.id, method),
+                username,
+                offer,
+                cost,
+                engine,
+            );
+        }
+        Verdict::Continue(_) => {
+            check_credential(&engine.control, verifier, policy, username, password)
+                .map_err(verify_error)?
         }
     };
     if !verified.ok() {
@@ -385,10 +459,21 @@ pub fn pap_login(
             rt.block_on(store.store_nt_hash(username, &hash, password))?;
         }
     }
-    Ok(LoginDecision::Accept {
+    Ok(done(LoginDecision::Accept {
         control: engine.control,
         reply: engine.reply,
-    })
+    }))
+}
+
+/// A verifier's refusal to answer as the store's error.
+pub(crate) fn verify_error(e: VerifyError) -> Error {
+    match e {
+        VerifyError::Busy(_) => Error::Busy(e),
+        VerifyError::BadHash(b) => Error::BadData {
+            table: "rlm_rust_user/radcheck",
+            message: b.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]

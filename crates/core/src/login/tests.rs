@@ -36,6 +36,7 @@ fn policy() -> Policy {
         lockout: Lockout::default(),
         auth_type: "rust".into(),
         store_nt_hash: true,
+        second_factor: Default::default(),
     }
 }
 
@@ -48,6 +49,7 @@ fn profile() -> Profile {
         password_hash: Some("$argon2id$v=19$m=64,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$x".into()),
         nt_hash: Some("8846f7eaee8fb117ad06bdd830b7586c".into()),
         open_tokens: vec![(7, crate::account::hash_token("tok").to_vec())],
+        second_factor: None,
     }
 }
 
@@ -283,4 +285,29 @@ fn credential_check_follows_auth_type() {
         check_credential(&c(&[]), &v, &p, "u", "password"),
         Ok(Verified::Fast(false))
     );
+}
+
+#[test]
+fn a_second_factor_user_is_ours_over_pap_and_refused_otherwise() {
+    use super::second_factor::{Method, Refusal};
+    let mut p = profile();
+    p.second_factor = Some(Method::Totp);
+    // Even with a stock credential (which pap would take), the Auth-Type
+    // is ours: the code must be checked after the password.
+    let lookup = Lookup {
+        user: check(&[("Cleartext-Password", ":=", "stock")]),
+        profile: Some(p),
+        ..Default::default()
+    };
+    let (v, control, _) = run(&lookup, Some("stock"), &[], true);
+    assert_eq!(v, Verdict::Continue(Rcode::Ok));
+    assert_eq!(control_has(&control, "Auth-Type").as_deref(), Some("rust"));
+    assert!(v.counts());
+    // CHAP, MS-CHAP, EAP-MSCHAPv2: no password a code could follow.
+    let (v, _, _) = run(&lookup, None, &[], true);
+    assert_eq!(
+        v,
+        Verdict::Reject(RejectReason::SecondFactor(Refusal::NeedsPap))
+    );
+    assert!(!v.counts(), "a protocol refusal is no failed login");
 }
