@@ -308,3 +308,53 @@ async fn email_codes_go_through_the_outbox_and_challenges_are_bound() {
         .unwrap();
     assert_eq!(store.take_challenge("mia", &state).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_code_is_still_held_to_simultaneous_use() {
+    // The usage policies and the second factor meet in pap_login: the
+    // session check runs after the code, as radiusd's session section
+    // runs after authenticate.
+    let db = TestDb::new("sf_simul").await;
+    let secret = Secret::from_bytes(&[7u8; 32]).unwrap();
+    let hash = radius_core::password::hash_password("pw-una");
+    let id: i64 = db
+        .client
+        .query_one(
+            "INSERT INTO rlm_rust_user (username, password_hash, token_auth, token_type) \
+             VALUES ('una', $1, true, 'ftm') RETURNING id",
+            &[&hash],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    db.client
+        .batch_execute(
+            "INSERT INTO radcheck (username, attribute, op, value) \
+               VALUES ('una', 'Simultaneous-Use', ':=', '1'); \
+             INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, \
+               acctstarttime, acctupdatetime) \
+               VALUES ('s1', 'una-open', 'una', '127.0.0.1', now(), now());",
+        )
+        .await
+        .unwrap();
+    let store = Arc::new(db.store());
+    let seed = totp::new_seed();
+    store.set_totp_seed(&secret, id, &seed).await.unwrap();
+    let p = policy(Some(secret));
+    let code = |off: i64| totp::hotp(&seed, (totp::step_at(now()) + off) as u64, 6);
+
+    let l = login(&store, &p, "una", "pw-una", Some(&code(0)), true).await;
+    assert_eq!(
+        refused(&l),
+        Some(RejectReason::SimultaneousUse { max: 1 }),
+        "{l:?}"
+    );
+    assert_eq!(failures(&db, "una").await, 0, "not a failed login");
+    db.client
+        .batch_execute("UPDATE radacct SET acctstoptime = now() WHERE acctuniqueid = 'una-open'")
+        .await
+        .unwrap();
+    let l = login(&store, &p, "una", "pw-una", Some(&code(1)), true).await;
+    assert_eq!(refused(&l), None, "{l:?}");
+    db.drop_db().await;
+}
