@@ -278,17 +278,21 @@ pub fn check_credential(
         }
         _ => {}
     }
+    Ok(Verified::Fast(stock_pap(control, username, password)))
+}
+
+/// `password` against the stock credentials in `control`, as rlm_pap
+/// decides it (an unusable one is logged and refuses).
+pub(crate) fn stock_pap(control: &[(String, String)], username: &str, password: &str) -> bool {
     use crate::credential::PapOutcome;
-    Ok(Verified::Fast(
-        match crate::credential::pap(password, control) {
-            PapOutcome::Accept => true,
-            PapOutcome::Reject | PapOutcome::NoCredential => false,
-            PapOutcome::Invalid(why) => {
-                log::warn!("{username}: unusable credential: {why}");
-                false
-            }
-        },
-    ))
+    match crate::credential::pap(password, control) {
+        PapOutcome::Accept => true,
+        PapOutcome::Reject | PapOutcome::NoCredential => false,
+        PapOutcome::Invalid(why) => {
+            log::warn!("{username}: unusable credential: {why}");
+            false
+        }
+    }
 }
 
 /// The database behind the procedure, from a thread that may block: a

@@ -211,17 +211,9 @@ pub fn check_password(
     if let Some(hash) = get(HASH_ATTR) {
         return verifier.verify(username, password, hash);
     }
-    use crate::credential::PapOutcome;
-    Ok(Verified::Fast(
-        match crate::credential::pap(password, control) {
-            PapOutcome::Accept => true,
-            PapOutcome::Reject | PapOutcome::NoCredential => false,
-            PapOutcome::Invalid(why) => {
-                log::warn!("{username}: unusable credential: {why}");
-                false
-            }
-        },
-    ))
+    Ok(Verified::Fast(super::stock_pap(
+        control, username, password,
+    )))
 }
 
 /// Where a login with a second factor stands.
