@@ -10,14 +10,28 @@ fn main() {
     println!("cargo:rerun-if-env-changed=FREERADIUS_INCLUDE");
     println!("cargo:rerun-if-changed=src/wrapper.h");
 
-    let include = env::var("FREERADIUS_INCLUDE").unwrap_or_default();
+    // Unset: where scripts/setup lays the headers out, so a plain
+    // `cargo build` works in a checkout that ran it.
+    let include = env::var("FREERADIUS_INCLUDE")
+        .ok()
+        .filter(|i| !i.is_empty())
+        .or_else(|| {
+            let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").ok()?);
+            let state = root.join(".state/freeradius-include");
+            println!("cargo:rerun-if-changed={}", state.display());
+            state
+                .join("freeradius/radiusd.h")
+                .exists()
+                .then(|| state.display().to_string())
+        })
+        .unwrap_or_default();
     if include.is_empty() {
         panic!(
-            "\n\nFREERADIUS_INCLUDE is not set.\n\
+            "\n\nNo FreeRADIUS headers: FREERADIUS_INCLUDE is not set and \
+             .state/freeradius-include has none.\n\
              Run `scripts/setup` once (it installs Debian's FreeRADIUS headers plus the eight \
-             upstream headers libfreeradius-dev lacks into .state/freeradius-include), then build \
-             with `FREERADIUS_INCLUDE=$PWD/.state/freeradius-include cargo build`, or use \
-             scripts/run / scripts/test, which set it.\n\n"
+             upstream headers libfreeradius-dev lacks into .state/freeradius-include, which \
+             `cargo build` then finds), or point FREERADIUS_INCLUDE at such a set.\n\n"
         );
     }
     let radiusd_h = PathBuf::from(&include).join("freeradius/radiusd.h");

@@ -9,7 +9,12 @@ STATE=${RLM_RUST_STATE:-$ROOT/.state}
 
 # FreeRADIUS headers: Debian's libfreeradius-dev plus the eight upstream
 # headers it lacks, laid out by scripts/setup (see FREERADIUS_INCLUDE in build.rs).
-export FREERADIUS_INCLUDE=${FREERADIUS_INCLUDE:-$STATE/freeradius-include}
+# build.rs finds them in .state by itself, as the README's plain `cargo build`
+# does: exported only when they are elsewhere, so the scripts build that way.
+FREERADIUS_INCLUDE=${FREERADIUS_INCLUDE:-$STATE/freeradius-include}
+if [ "$FREERADIUS_INCLUDE" != "$ROOT/.state/freeradius-include" ]; then
+	export FREERADIUS_INCLUDE
+fi
 
 # Private PostgreSQL cluster (scripts/pg).
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
