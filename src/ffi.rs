@@ -272,9 +272,9 @@ pub fn register_compare(
     func: CompareFn,
     instance: *mut std::ffi::c_void,
 ) -> Result<(), String> {
-    // SAFETY: valid C strings; the dictionary is loaded before bootstrap.
     // radiusd keeps `func` and `instance` until paircompare_unregister,
     // which detach calls before the instance memory goes away.
+    // SAFETY: valid C strings; the dictionary is loaded before bootstrap.
     let rc = unsafe {
         let user_name = sys::dict_attrbyname(c"User-Name".as_ptr());
         sys::paircompare_register_byname(name.as_ptr(), user_name, false, Some(func), instance)
@@ -540,9 +540,9 @@ impl Request {
         let mut out = Vec::new();
         let mut vp = self.req().config;
         while !vp.is_null() {
-            // SAFETY: vp walks the request's live control list; its da is
-            // set, and its name (a flexible array member) holds a
-            // NUL-terminated dictionary string.
+            // A da's name (a flexible array member) is a NUL-terminated
+            // dictionary string.
+            // SAFETY: vp walks the request's live control list.
             let (name, next) = unsafe {
                 let da = (*vp).da;
                 let name = if da.is_null() {
@@ -572,9 +572,9 @@ impl Request {
             return Err("no reply packet".into());
         }
         let value = cstring(value);
-        // SAFETY: live reply packet; fr_pair_make allocates the pair in the
-        // reply's talloc context and links it into its list, copying both
-        // strings.
+        // fr_pair_make allocates the pair in the reply's talloc context and
+        // links it into its list, copying both strings.
+        // SAFETY: live reply packet and valid C strings.
         let vp = unsafe {
             sys::fr_pair_make(
                 reply.cast(),

@@ -261,12 +261,7 @@ pub fn check_credential(
     username: &str,
     password: &str,
 ) -> Result<Verified, VerifyError> {
-    let get = |name: &str| {
-        control
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| control_value(control, name);
     match get("Auth-Type") {
         Some(t) if t.eq_ignore_ascii_case("Accept") => return Ok(Verified::Fast(true)),
         Some(t) if t.eq_ignore_ascii_case("Reject") => return Ok(Verified::Fast(false)),
@@ -279,6 +274,14 @@ pub fn check_credential(
         _ => {}
     }
     Ok(Verified::Fast(stock_pap(control, username, password)))
+}
+
+/// The first `name` of a control list as the core holds it.
+pub(crate) fn control_value<'a>(control: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    control
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// `password` against the stock credentials in `control`, as rlm_pap

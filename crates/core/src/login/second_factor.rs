@@ -202,13 +202,7 @@ pub fn check_password(
     username: &str,
     password: &str,
 ) -> Result<Verified, VerifyError> {
-    let get = |name: &str| {
-        control
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    if let Some(hash) = get(HASH_ATTR) {
+    if let Some(hash) = super::control_value(control, HASH_ATTR) {
         return verifier.verify(username, password, hash);
     }
     Ok(Verified::Fast(super::stock_pap(
