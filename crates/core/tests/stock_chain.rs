@@ -19,11 +19,12 @@
 //! Differences this comparison found and that the tests pin down:
 //! * Accounting-On/Off that closes no session: rlm_sql answers `noop` (its
 //!   only query changed no row), the module answers `ok`
-//!   (`AcctOutcome::Written`). Rows are the same. Not in the README.
+//!   (`AcctOutcome::Written`) so that the NAS gets its Accounting-Response.
+//!   Rows are the same. In the README.
 //! * Text outside rlm_sql's default `safe_characters` (`\`, `,`, `=`, `'`,
 //!   ...): the stock configuration (no `auto_escape`) stores it mime-encoded
 //!   (`DOMAIN\alice` as `DOMAIN=5Calice`), the module stores it as received,
-//!   as rlm_sql does with `auto_escape = yes`. Not in the README.
+//!   as rlm_sql does with `auto_escape = yes`. In the README.
 //! * A NAS with neither NAS-IP-Address nor NAS-IPv6-Address: the stock
 //!   queries fail on `''::inet`, the module records it under the source
 //!   address (documented in the README).
@@ -638,7 +639,7 @@ fn row_diffs(
 /// defined.
 fn expected_outcome(status: AcctStatus, stock: &Rcode) -> Result<AcctOutcome, ()> {
     match (status, stock) {
-        // KNOWN DIFFERENCE (found here, not in the README): the module
+        // KNOWN DIFFERENCE (found here, kept, in the README): the module
         // answers `ok` for every Accounting-On/Off, also one that closed no
         // session, where rlm_sql answers `noop`. See `onoff_noop` below.
         (AcctStatus::AccountingOn | AcctStatus::AccountingOff, _) => Ok(AcctOutcome::Written),
