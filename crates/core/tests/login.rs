@@ -482,3 +482,45 @@ async fn both_entry_points_decide_alike() {
     }
     db.drop_db().await;
 }
+
+/// Two hosts on one database: host A's success is applied in the
+/// background (within 200 ms); failures host B counts after that success
+/// must survive it, else a password guesser spreading tries over two
+/// servers, with a user logging in meanwhile, is never locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_applied_success_keeps_failures_another_host_counted_after_it() {
+    let db = TestDb::new("login_two_hosts").await;
+    let mut a = db.store();
+    a.start_background(&tokio::runtime::Handle::current(), 0, false)
+        .unwrap();
+    let b = db.store();
+    let lockout = Lockout {
+        attempts: 3,
+        period: None,
+    };
+    let failures = || async {
+        db.client
+            .query_opt(
+                "SELECT failures FROM rlm_rust_lockout WHERE username = 'roamer'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map_or(0, |r| r.get::<_, i32>(0))
+    };
+    // A streak on B, ended by a success on A: gone once A applies it.
+    b.record_failure("roamer", &lockout).await.unwrap();
+    a.note_success("roamer").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(failures().await, 0, "the success ended the earlier streak");
+    // A success on A, then failures on B before A applies it.
+    a.note_success("roamer").await.unwrap();
+    for _ in 0..2 {
+        b.record_failure("roamer", &lockout).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(failures().await, 2, "failures after the success were wiped");
+    let third = b.record_failure("roamer", &lockout).await.unwrap().unwrap();
+    assert!(third.locked_until.is_some(), "three failures lock: {third:?}");
+    db.drop_db().await;
+}

@@ -48,8 +48,13 @@ const RECORD_FAILURE: &str = "INSERT INTO rlm_rust_lockout AS l (username, failu
 /// A success ends the streak: the count goes, and so does a lock that has
 /// run out. A running lock stays (a login is refused while locked, so a
 /// success here can only come from a request decided before the lock).
-pub const RESET_MANY: &str = "DELETE FROM rlm_rust_lockout \
-    WHERE username = ANY($1::text[]) AND (locked_until IS NULL OR locked_until <= now())";
+/// $2 is how many seconds ago each success was decided: a success applied
+/// in the background must not wipe failures another host counted after it
+/// (measured on the database's clock, so the hosts' clocks do not matter).
+pub const RESET_MANY: &str = "DELETE FROM rlm_rust_lockout l \
+    USING unnest($1::text[], $2::float8[]) AS s(username, age) \
+    WHERE l.username = s.username AND (l.locked_until IS NULL OR l.locked_until <= now()) \
+    AND (l.last_failure IS NULL OR l.last_failure <= now() - make_interval(secs => s.age))";
 
 /// Where a failure left the account.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -63,26 +68,37 @@ pub struct FailureCount {
 /// trip, so the module's successes are applied in the background, a batch
 /// at a time ([`Store::start_background`] flushes them).
 #[derive(Default)]
-pub struct PendingResets(std::sync::Mutex<std::collections::HashSet<String>>);
+pub struct PendingResets(
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+);
 
 impl PendingResets {
+    /// A success of `username` now (a later one replaces an earlier one:
+    /// it ends a longer streak).
     pub fn add(&self, username: &str) {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if !set.contains(username) {
-            set.insert(username.to_string());
+        let now = std::time::Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(username) {
+            Some(at) => *at = now,
+            None => {
+                map.insert(username.to_string(), now);
+            }
         }
     }
 
-    fn take_one(&self, username: &str) -> bool {
+    /// The pending success of `username`: seconds since it was decided.
+    fn take_one(&self, username: &str) -> Option<f64> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(username)
+            .map(|at| at.elapsed().as_secs_f64())
     }
 
-    fn take_all(&self) -> Vec<String> {
+    fn take_all(&self) -> Vec<(String, f64)> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
+            .map(|(name, at)| (name, at.elapsed().as_secs_f64()))
             .collect()
     }
 }
@@ -103,8 +119,7 @@ pub(crate) async fn flush_resets(
         if names.is_empty() {
             continue;
         }
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        if let Err(e) = store_inner.reset_failures(&refs).await {
+        if let Err(e) = store_inner.reset_failures(&names).await {
             log::warn!("lockout: {} successes not applied: {e}", names.len());
         }
     }
@@ -134,8 +149,10 @@ impl Store {
         }
         // This host's success before this failure is applied first, so
         // the two stay in order.
-        if self.pending_resets().is_some_and(|p| p.take_one(username)) {
-            self.reset_failures(&[username]).await?;
+        if let Some(age) = self.pending_resets().and_then(|p| p.take_one(username)) {
+            self.inner()
+                .reset_failures(&[(username.to_string(), age)])
+                .await?;
         }
         let attempts = policy.attempts as i32;
         let period = policy.period.map(|d| d.as_secs_f64());
@@ -157,20 +174,25 @@ impl Store {
 
     /// Ends the failure streak of each of `usernames` (successful logins).
     pub async fn reset_failures(&self, usernames: &[&str]) -> Result<(), Error> {
-        self.inner().reset_failures(usernames).await
+        let now: Vec<(String, f64)> = usernames.iter().map(|u| (u.to_string(), 0.0)).collect();
+        self.inner().reset_failures(&now).await
     }
 }
 
 impl crate::store::Inner {
-    async fn reset_failures(&self, usernames: &[&str]) -> Result<(), Error> {
-        if usernames.is_empty() {
+    /// `successes`: each user name with the seconds since its success.
+    async fn reset_failures(&self, successes: &[(String, f64)]) -> Result<(), Error> {
+        if successes.is_empty() {
             return Ok(());
         }
+        let names: Vec<&str> = successes.iter().map(|(n, _)| n.as_str()).collect();
+        let ages: Vec<f64> = successes.iter().map(|(_, a)| *a).collect();
+        let (names, ages) = (&names, &ages);
         self.deadline(
             "lockout",
             self.on_client(|client| async move {
                 let stmt = client.prepare_cached(RESET_MANY).await?;
-                client.execute(&stmt, &[&usernames]).await?;
+                client.execute(&stmt, &[names, ages]).await?;
                 Ok(())
             }),
         )
