@@ -424,7 +424,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
                         q("page", "page number (1-based)", int(1, MAX_PAGE)),
                         q("page_size", "default 100", int(1, 1000)),
                     ],
-                    "responses": errors(json!({ "200": ok("Sessions (Link and X-Total-Count headers)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
+                    "responses": errors(json!({ "200": ok("Sessions, newest first (Link and X-Total-Count headers; beyond 10,000 matches X-Total-Count is PostgreSQL's estimate and X-Total-Count-Estimated: true)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
                 },
                 "post": {
                     "summary": "Start / Interim-Update / Stop (no body in the answer)",
@@ -548,7 +548,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
                     q("page", "page number (1-based)", int(1, MAX_PAGE)),
                     q("page_size", "default 100", int(1, 1000)),
                 ],
-                "responses": user_errors(json!({ "200": ok("Sessions (Link and X-Total-Count headers)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
+                "responses": user_errors(json!({ "200": ok("Sessions, newest first (Link and X-Total-Count headers; beyond 10,000 matches X-Total-Count is PostgreSQL's estimate and X-Total-Count-Estimated: true)", Some(json!({ "type": "array", "items": r("Accounting") }))) }))
             }},
             "/api/v1/account/usage/": { "get": {
                 "summary": "User API: the token owner's totals over their sessions",

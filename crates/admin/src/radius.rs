@@ -394,7 +394,13 @@ pub async fn accounting_page(
     }
     if let Some(v) = q.str_opt("stop_time")? {
         params.push(Box::new(parse_timestamp("stop_time", &v)?));
-        conds.push(format!("acctstoptime <= to_timestamp(${})", params.len()));
+        let n = params.len();
+        // A session cannot start after it stopped: the second condition
+        // changes no answer and lets the start-time index find the rows
+        // instead of reading the table from its newest end.
+        conds.push(format!(
+            "acctstoptime <= to_timestamp(${n}) AND acctstarttime <= to_timestamp(${n})"
+        ));
     }
     if let Some(v) = q.str_opt("is_open")? {
         let open = parse_bool(&v)
@@ -409,17 +415,14 @@ pub async fn accounting_page(
     let where_sql = where_clause(&conds);
     let client = st.db.get().await?;
     let refs = param_refs(&params);
-    let total: i64 = client
-        .query_one(&format!("SELECT count(*) FROM radacct {where_sql}"), &refs)
-        .await?
-        .get(0);
+    let total = match_count(&client, &where_sql, &refs).await?;
     let sql = format!(
         "SELECT radacctid, acctsessionid, acctuniqueid, username, realm, \
          COALESCE(host(nasipaddress), ''), nasportid, nasporttype, {}, {}, {}, acctinterval, \
          acctsessiontime, acctauthentic, connectinfo_start, connectinfo_stop, acctinputoctets, \
          acctoutputoctets, calledstationid, callingstationid, acctterminatecause, servicetype, \
          framedprotocol, COALESCE(host(framedipaddress), '') FROM radacct {where_sql} \
-         ORDER BY acctstarttime DESC NULLS LAST, radacctid DESC LIMIT {size} OFFSET {}",
+         ORDER BY acctstarttime DESC, radacctid DESC LIMIT {size} OFFSET {}",
         ts("acctstarttime"),
         ts("acctupdatetime"),
         ts("acctstoptime"),
@@ -459,14 +462,65 @@ pub async fn accounting_page(
         })
         .collect();
     let mut resp = Json(items).into_response();
-    if let Some(link) = link_header(path, raw, page, size, total) {
+    if let Some(link) = link_header(path, raw, page, size, total.rows) {
         if let Ok(v) = HeaderValue::from_str(&link) {
             resp.headers_mut().insert(header::LINK, v);
         }
     }
     resp.headers_mut()
-        .insert("x-total-count", HeaderValue::from(total));
+        .insert("x-total-count", HeaderValue::from(total.rows));
+    if total.estimated {
+        resp.headers_mut()
+            .insert("x-total-count-estimated", HeaderValue::from_static("true"));
+    }
     Ok(resp)
+}
+
+/// Matches counted exactly up to this many; beyond, PostgreSQL's estimate.
+pub const EXACT_COUNT_UP_TO: i64 = 10_000;
+
+/// How many sessions a listing matches.
+pub struct MatchCount {
+    pub rows: i64,
+    /// `rows` is the planner's estimate: more than [`EXACT_COUNT_UP_TO`]
+    /// matched, and counting them all would cost a scan of every match on
+    /// every page (seconds on a radacct of millions).
+    pub estimated: bool,
+}
+
+async fn match_count(
+    client: &deadpool_postgres::Object,
+    where_sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> ApiResult<MatchCount> {
+    let capped: i64 = client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM (SELECT 1 FROM radacct {where_sql} LIMIT {}) s",
+                EXACT_COUNT_UP_TO + 1
+            ),
+            params,
+        )
+        .await?
+        .get(0);
+    if capped <= EXACT_COUNT_UP_TO {
+        return Ok(MatchCount {
+            rows: capped,
+            estimated: false,
+        });
+    }
+    let plan: serde_json::Value = client
+        .query_one(
+            &format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM radacct {where_sql}"),
+            params,
+        )
+        .await?
+        .get(0);
+    let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as i64;
+    Ok(MatchCount {
+        rows: estimate.max(capped),
+        estimated: true,
+    })
 }
 
 #[cfg(test)]

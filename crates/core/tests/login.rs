@@ -521,6 +521,9 @@ async fn a_late_applied_success_keeps_failures_another_host_counted_after_it() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(failures().await, 2, "failures after the success were wiped");
     let third = b.record_failure("roamer", &lockout).await.unwrap().unwrap();
-    assert!(third.locked_until.is_some(), "three failures lock: {third:?}");
+    assert!(
+        third.locked_until.is_some(),
+        "three failures lock: {third:?}"
+    );
     db.drop_db().await;
 }

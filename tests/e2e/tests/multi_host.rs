@@ -228,6 +228,10 @@ fn both_hosts_ship_their_journals_exactly_once() {
     assert!(dirs[0].contains("multi_ship_a") && dirs[1].contains("multi_ship_b"));
     for r in &journals {
         let applied: i64 = r.get(2);
-        assert!(applied > 0, "journal {} applied nothing", r.get::<_, String>(0));
+        assert!(
+            applied > 0,
+            "journal {} applied nothing",
+            r.get::<_, String>(0)
+        );
     }
 }

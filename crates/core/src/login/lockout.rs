@@ -68,9 +68,7 @@ pub struct FailureCount {
 /// trip, so the module's successes are applied in the background, a batch
 /// at a time ([`Store::start_background`] flushes them).
 #[derive(Default)]
-pub struct PendingResets(
-    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-);
+pub struct PendingResets(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
 
 impl PendingResets {
     /// A success of `username` now (a later one replaces an earlier one:
