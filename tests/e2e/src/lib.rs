@@ -26,6 +26,11 @@
 //!   themselves then.
 //!   `RLM_RUST_E2E_RUN_RUST_ONLY=1` runs those too, to see how rlm_sql
 //!   differs (they are expected to fail then).
+//! * Another FreeRADIUS (scripts/test's `e2e-trixie`): `freeradius` is taken
+//!   from `PATH` (scripts/target's wrapper runs Debian 13's in a root),
+//!   `STOCK_RADDB` tells scripts/raddb whose stock config to copy, and
+//!   `RLM_RUST_SO` is the module built for it; [`Env::radiusd_version`] says
+//!   which version answered.
 //! * `RLM_RUST_STOCK_SCHEMA`: that `schema.sql` (default
 //!   `/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql`, from
 //!   the freeradius package; scripts/test passes lib.sh's `PG_SCHEMA`).
