@@ -17,7 +17,11 @@ if [ "$FREERADIUS_INCLUDE" != "$ROOT/.state/freeradius-include" ]; then
 fi
 
 # Private PostgreSQL cluster (scripts/pg).
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The release's PostgreSQL (15 on Debian 12, 17 on 13): the newest installed.
+if [ -z "${PG_BIN:-}" ]; then
+	PG_BIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+	[ -d "$PG_BIN" ] || PG_BIN=/usr/lib/postgresql/15/bin
+fi
 PG_DIR=${PG_DIR:-$STATE/pg}
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-54329}
@@ -63,3 +67,42 @@ pg_psql() {
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
 	PATH=$HOME/.cargo/bin:$PATH
 fi
+
+# Cached Debian roots (scripts/debroot): another release's FreeRADIUS to build
+# and test against, and a clean system to install the packages into.
+debroot_dir() { echo "$STATE/roots/$1"; }
+
+# Debian's libfreeradius-dev lacks eight headers that radiusd.h includes. They
+# come from Debian's source package of the same version (never committed).
+MISSING_HEADERS=(automask.h clients.h connection.h listen.h log.h process.h tmpl.h xlat.h)
+
+# layout_freeradius_headers SYSROOT TARBALL DEST: DEST gets SYSROOT's
+# libfreeradius-dev headers plus the eight from TARBALL (freeradius_*.orig.tar.*),
+# as build.rs wants them (FREERADIUS_INCLUDE). SYSROOT is / for this machine's
+# FreeRADIUS, a scripts/debroot root for another release's.
+layout_freeradius_headers() {
+	local sysroot=$1 tarball=$2 dest=$3
+	[ -d "$sysroot/usr/include/freeradius" ] || die "$sysroot/usr/include/freeradius missing (libfreeradius-dev)"
+	local tmp
+	tmp=$(mktemp -d)
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" RETURN
+	local members=() top h
+	# The first member names the top directory; tar gets SIGPIPE after it.
+	top=$(tar -tf "$tarball" | sed -n '1{s|/.*||;p;q}') || true
+	[ -n "$top" ] || die "cannot read $tarball"
+	for h in "${MISSING_HEADERS[@]}"; do members+=("$top/src/include/$h"); done
+	tar -xf "$tarball" -C "$tmp" "${members[@]}"
+	rm -rf "$dest"
+	mkdir -p "$dest/freeradius"
+	cp -a "$sysroot/usr/include/freeradius/." "$dest/freeradius/"
+	for h in "${MISSING_HEADERS[@]}"; do
+		# What upstream's `make install` does to the include paths.
+		sed 's|<freeradius-devel/|<freeradius/|g' "$tmp/$top/src/include/$h" >"$dest/freeradius/$h"
+	done
+	# regex.h includes pcre.h only for two pointer types.
+	printf '%s\n' '/* shim: regex.h needs only these two pointer types */' \
+		'typedef struct real_pcre pcre;' 'typedef struct pcre_extra pcre_extra;' >"$dest/pcre.h"
+}
+# What scripts/target makes for a release (headers, freeradius wrapper).
+target_dir() { echo "$STATE/targets/$1"; }

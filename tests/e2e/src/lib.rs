@@ -26,6 +26,11 @@
 //!   themselves then.
 //!   `RLM_RUST_E2E_RUN_RUST_ONLY=1` runs those too, to see how rlm_sql
 //!   differs (they are expected to fail then).
+//! * Another FreeRADIUS (scripts/test's `e2e-trixie`): `freeradius` is taken
+//!   from `PATH` (scripts/target's wrapper runs Debian 13's in a root),
+//!   `STOCK_RADDB` tells scripts/raddb whose stock config to copy, and
+//!   `RLM_RUST_SO` is the module built for it; [`Env::radiusd_version`] says
+//!   which version answered.
 //! * `RLM_RUST_STOCK_SCHEMA`: that `schema.sql` (default
 //!   `/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql`, from
 //!   the freeradius package; scripts/test passes lib.sh's `PG_SCHEMA`).
@@ -97,6 +102,40 @@ pub struct Env {
     /// `RLM_RUST_E2E_RUN_RUST_ONLY=1`: [`rust_only!`] tests run against
     /// rlm_sql too (to see where and how they differ; expected to fail).
     pub run_rust_only: bool,
+    /// The version of the `freeradius` on PATH (`freeradius -v`): the tests
+    /// run unchanged against Debian 12's 3.2.1 and Debian 13's 3.2.7
+    /// (scripts/target), which differ where the tests say so.
+    pub radiusd_version: (u32, u32, u32),
+}
+
+impl Env {
+    /// Whether the server signs every reply with Message-Authenticator:
+    /// FreeRADIUS 3.2.5 and later do (the BlastRADIUS fix, CVE-2024-3596).
+    pub fn signs_replies(&self) -> bool {
+        self.radiusd_version >= (3, 2, 5)
+    }
+}
+
+/// `freeradius -v`'s "Version X.Y.Z".
+fn radiusd_version() -> (u32, u32, u32) {
+    let out = std::process::Command::new("freeradius")
+        .arg("-v")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running `freeradius -v` (apt-get install freeradius)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_radiusd_version(&text)
+        .unwrap_or_else(|| panic!("no \"Version X.Y.Z\" in `freeradius -v`:\n{text}"))
+}
+
+fn parse_radiusd_version(text: &str) -> Option<(u32, u32, u32)> {
+    let rest = text.split("Version ").nth(1)?;
+    let v: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut it = v.split('.').map(|n| n.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next()??))
 }
 
 /// Repository root (tests/e2e/../..).
@@ -161,6 +200,7 @@ pub fn env() -> Option<&'static Env> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(STOCK_SCHEMA)),
             run_rust_only: var("RLM_RUST_E2E_RUN_RUST_ONLY").as_deref() == Some("1"),
+            radiusd_version: radiusd_version(),
         };
         std::fs::create_dir_all(&env.work_dir).expect("creating the e2e work dir");
         Some(env)
@@ -232,4 +272,20 @@ pub fn stock_acct_unique_id(
     use md5::Digest;
     let s = format!("{user},{session},{nas_ip},{nas_identifier},{nas_port_id},{nas_port}");
     hex(&md5::Md5::digest(s.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_radiusd_version;
+
+    #[test]
+    fn reads_the_version_line() {
+        let line = "radiusd: FreeRADIUS Version 3.2.7, for host x86_64-pc-linux-gnu, built on Dec  6 2025\n";
+        assert_eq!(parse_radiusd_version(line), Some((3, 2, 7)));
+        assert_eq!(
+            parse_radiusd_version("radiusd: FreeRADIUS Version 3.2.1, for host"),
+            Some((3, 2, 1))
+        );
+        assert_eq!(parse_radiusd_version("no version here"), None);
+    }
 }

@@ -10,7 +10,14 @@ use crate::Radiusd;
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub code: Option<String>,
+    /// Everything but Message-Authenticator.
     pub attrs: Vec<(String, String)>,
+    /// The reply's Message-Authenticator. It signs the packet rather than
+    /// carrying a reply item, and whether the server adds one depends on its
+    /// version (3.2.5+ signs every reply: the BlastRADIUS fix), so it is kept
+    /// apart from `attrs` and the exact comparisons of reply items; tests
+    /// assert it against [`crate::Env::signs_replies`].
+    pub message_authenticator: Option<String>,
     /// radclient's whole output, for assertion messages.
     pub raw: String,
 }
@@ -55,11 +62,13 @@ impl Reply {
     pub(crate) fn parse(out: &str) -> Reply {
         let mut code = None;
         let mut attrs = Vec::new();
+        let mut message_authenticator = None;
         let mut in_reply = false;
         for line in out.lines() {
             if let Some(rest) = line.strip_prefix("Received ") {
                 code = rest.split_whitespace().next().map(str::to_string);
                 attrs.clear();
+                message_authenticator = None;
                 in_reply = true;
                 continue;
             }
@@ -69,13 +78,18 @@ impl Reply {
             }
             if in_reply && line.starts_with('\t') {
                 if let Some((name, value)) = line.trim().split_once(" = ") {
-                    attrs.push((name.to_string(), unquote(value)));
+                    if name == "Message-Authenticator" {
+                        message_authenticator = Some(value.to_string());
+                    } else {
+                        attrs.push((name.to_string(), unquote(value)));
+                    }
                 }
             }
         }
         Reply {
             code,
             attrs,
+            message_authenticator,
             raw: out.to_string(),
         }
     }
@@ -175,6 +189,20 @@ mod tests {
         assert_eq!(r.get("Reply-Message"), Some("Hello \"demo\""));
         assert_eq!(r.get("Session-Timeout"), Some("3600"));
         assert_eq!(r.attrs.len(), 2);
+        assert_eq!(r.message_authenticator, None);
+    }
+
+    #[test]
+    fn keeps_message_authenticator_apart() {
+        let out = "Received Access-Accept Id 7 from 127.0.0.1:31812 to 127.0.0.1:60963 length 56\n\
+                   \tMessage-Authenticator = 0xe2e0043de92b1efd48051d04e0b43d06\n\
+                   \tSession-Timeout = 3600\n";
+        let r = Reply::parse(out);
+        assert_eq!(r.sorted(), vec!["Session-Timeout = 3600"]);
+        assert_eq!(
+            r.message_authenticator.as_deref(),
+            Some("0xe2e0043de92b1efd48051d04e0b43d06")
+        );
     }
 
     #[test]

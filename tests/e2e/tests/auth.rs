@@ -33,6 +33,19 @@ fn pap_accept_carries_exactly_the_user_and_group_reply_items() {
         r.raw
     );
 
+    assert_eq!(
+        r.message_authenticator.is_some(),
+        env.signs_replies(),
+        "FreeRADIUS {:?}: Message-Authenticator in the Access-Accept {}:\n{}",
+        env.radiusd_version,
+        if env.signs_replies() {
+            "expected"
+        } else {
+            "unexpected"
+        },
+        r.raw
+    );
+
     // The same again: nothing cached wrongly, nothing accumulated.
     let r2 = rad.pap("alice", "alice-pw");
     assert_eq!(r2.sorted(), r.sorted(), "{}", r2.raw);
