@@ -137,6 +137,11 @@ pub const ITEMS: &[ItemSpec] = &[
         default: Some("auto"),
         help: "seconds without an update after which an open session no longer counts against Simultaneous-Use; auto = 2 x its interim interval + 60 (3600 without interims); never = until closed",
     },
+    ItemSpec {
+        name: "metrics_listen",
+        default: Some(""),
+        help: "address:port on which to serve Prometheus metrics at /metrics (e.g. 127.0.0.1:9812); empty = no listener",
+    },
 ];
 
 /// When an accounting or post-auth request is answered.
@@ -201,6 +206,8 @@ pub struct ModuleConfig {
     /// The secret shared with radius-admin (second factor); None: unset.
     pub secret_file: Option<std::path::PathBuf>,
     pub code_lifetime: Duration,
+    /// Where to serve the Prometheus metrics; None: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ModuleConfig {
@@ -356,6 +363,15 @@ impl ModuleConfig {
                 30,
                 3600,
             )?),
+            metrics_listen: match get("metrics_listen").map(str::trim).filter(|a| !a.is_empty()) {
+                None => None,
+                Some(a) => Some(a.parse().map_err(|_| {
+                    err(
+                        "metrics_listen",
+                        format!("must be an IP address and port (e.g. 127.0.0.1:9812 or [::1]:9812), got '{a}'"),
+                    )
+                })?),
+            },
         })
     }
 
@@ -607,6 +623,24 @@ mod tests {
         let e =
             ModuleConfig::from_items([("dsn", "host=h"), ("lockout_period", "-1")]).unwrap_err();
         assert_eq!(e.item, "lockout_period");
+        assert_eq!(d.metrics_listen, None, "no listener unless asked");
+        let c = ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", "127.0.0.1:9812")])
+            .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9812".parse().unwrap()));
+        let c = ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", " [::1]:0 ")]);
+        assert_eq!(c.unwrap().metrics_listen, Some("[::1]:0".parse().unwrap()));
+        for bad in [
+            "localhost:9812",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            ":9812",
+            "9812",
+        ] {
+            let e =
+                ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", bad)]).unwrap_err();
+            assert_eq!(e.item, "metrics_listen", "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
         assert_eq!(d.secret_file, None);
         assert_eq!(d.code_lifetime, Duration::from_secs(300));
         for (item, bad) in [("secret_file", "relative/path"), ("code_lifetime", "5")] {
