@@ -455,12 +455,18 @@ pub fn redact_dsn(dsn: &str) -> String {
         };
         let head = &rest[..rest.len() - value.len()];
         out.push_str(head);
+        rest = &value[value_len..];
         if key.eq_ignore_ascii_case("password") {
             out.push_str("***");
+            // A quoted value may end right before the next key
+            // (`password='x'dbname=d`); the unquoted mask must not run on
+            // into it.
+            if rest.starts_with(|c: char| !c.is_whitespace()) {
+                out.push(' ');
+            }
         } else {
             out.push_str(&value[..value_len]);
         }
-        rest = &value[value_len..];
     }
 }
 
@@ -696,6 +702,18 @@ mod tests {
             redact_dsn("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
         );
+        // Found by fuzz/ (config): a quoted password directly followed by
+        // the next key; the mask must stay a value of its own.
+        let glued = "password='a b\\' c'dbname= password=o_migrate=n0";
+        let c: tokio_postgres::Config = glued.parse().unwrap();
+        assert_eq!(c.get_dbname(), Some("password=o_migrate=n0"));
+        assert_eq!(
+            redact_dsn(glued),
+            "password=*** dbname= password=o_migrate=n0"
+        );
+        let r: tokio_postgres::Config = redact_dsn(glued).parse().unwrap();
+        assert_eq!(r.get_password(), Some(&b"***"[..]));
+        assert_eq!(r.get_dbname(), c.get_dbname());
         // An '@' in the query is no end of the credentials.
         assert_eq!(
             redact_dsn("postgresql://radi@h?password=secret&x=@y"),
