@@ -3,13 +3,14 @@
 
 use std::ffi::{c_int, c_void, CString};
 use std::ptr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use radius_core::account;
 use radius_core::accounting::{AcctOutcome, AcctRecord, AcctStatus};
 use radius_core::authorize::Rcode;
 use radius_core::config::{Durability, ModuleConfig};
 use radius_core::login::{self, Attempt, BlockingIo, Policy, Verdict, Verified, VerifyError};
+use radius_core::metrics::{self, Section};
 use radius_core::postauth::PostAuthRecord;
 use radius_core::store::Store;
 use radius_core::usage;
@@ -216,83 +217,88 @@ extern "C" fn mod_detach(instance: *mut c_void) -> c_int {
     })
 }
 
-/// Checks the pointers radiusd passed and runs `f` on the instance state.
-fn with_request(
+/// Every request callback: checks the pointers radiusd passed, runs `f` on
+/// the instance state behind the panic guard, and reports the section, the
+/// answer (`fail` for a panic) and the time taken to the metrics: the one
+/// place they are counted.
+fn request_callback(
+    section: Section,
     instance: *mut c_void,
     request: *mut sys::REQUEST,
     f: impl FnOnce(&State, &Request) -> sys::rlm_rcode_t,
 ) -> sys::rlm_rcode_t {
-    if instance.is_null() || request.is_null() {
-        ffi::radlog(
-            sys::L_ERR,
-            "rlm_rust: called with a null instance or request",
-        );
-        return sys::RLM_MODULE_FAIL;
-    }
-    // SAFETY: instance is our Instance (see mod_instantiate); request is the
-    // live request of this callback, with its packet checked below.
-    let (state, has_packet) = unsafe {
-        (
-            (*(instance as *const Instance)).state,
-            !(*request).packet.is_null() && !(*request).reply.is_null(),
-        )
-    };
-    if state.is_null() || !has_packet {
-        ffi::radlog(
-            sys::L_ERR,
-            "rlm_rust: called before instantiate or without a packet",
-        );
-        return sys::RLM_MODULE_FAIL;
-    }
-    // SAFETY: the state lives from instantiate to detach, and radiusd runs
-    // no request callbacks outside that span. Request: see above.
-    let (state, req) = unsafe { (&*state, Request::new(request)) };
-    f(state, &req)
+    guard(section.as_str(), || {
+        if instance.is_null() || request.is_null() {
+            ffi::radlog(
+                sys::L_ERR,
+                "rlm_rust: called with a null instance or request",
+            );
+            return sys::RLM_MODULE_FAIL;
+        }
+        // SAFETY: instance is our Instance (see mod_instantiate); request is the
+        // live request of this callback, with its packet checked below.
+        let (state, has_packet) = unsafe {
+            (
+                (*(instance as *const Instance)).state,
+                !(*request).packet.is_null() && !(*request).reply.is_null(),
+            )
+        };
+        if state.is_null() || !has_packet {
+            ffi::radlog(
+                sys::L_ERR,
+                "rlm_rust: called before instantiate or without a packet",
+            );
+            return sys::RLM_MODULE_FAIL;
+        }
+        // SAFETY: the state lives from instantiate to detach, and radiusd runs
+        // no request callbacks outside that span. Request: see above.
+        let (state, req) = unsafe { (&*state, Request::new(request)) };
+        let started = Instant::now();
+        let rc = guard(section.as_str(), || f(state, &req));
+        state
+            .store
+            .metrics()
+            .request(section, metrics_rcode(rc), started.elapsed());
+        rc
+    })
 }
 
 extern "C" fn mod_authorize(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
-    guard("authorize", || {
-        with_request(instance, request, State::authorize)
-    })
+    request_callback(Section::Authorize, instance, request, State::authorize)
 }
 
 extern "C" fn mod_authenticate(
     instance: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    guard("authenticate", || {
-        with_request(instance, request, State::authenticate)
-    })
+    request_callback(
+        Section::Authenticate,
+        instance,
+        request,
+        State::authenticate,
+    )
 }
 
 extern "C" fn mod_preacct(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
-    guard("preacct", || {
-        with_request(instance, request, State::preacct)
-    })
+    request_callback(Section::Preacct, instance, request, State::preacct)
 }
 
 extern "C" fn mod_accounting(
     instance: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    guard("accounting", || {
-        with_request(instance, request, State::accounting)
-    })
+    request_callback(Section::Accounting, instance, request, State::accounting)
 }
 
 extern "C" fn mod_post_auth(instance: *mut c_void, request: *mut sys::REQUEST) -> sys::rlm_rcode_t {
-    guard("post-auth", || {
-        with_request(instance, request, State::post_auth)
-    })
+    request_callback(Section::PostAuth, instance, request, State::post_auth)
 }
 
 extern "C" fn mod_checksimul(
     instance: *mut c_void,
     request: *mut sys::REQUEST,
 ) -> sys::rlm_rcode_t {
-    guard("session", || {
-        with_request(instance, request, State::checksimul)
-    })
+    request_callback(Section::Session, instance, request, State::checksimul)
 }
 
 /// `journal_dir`, or `${radacctdir}/rlm_rust/<instance>`: beside
@@ -314,6 +320,22 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
+}
+
+/// radiusd's answer code as the metrics name it.
+fn metrics_rcode(rc: sys::rlm_rcode_t) -> metrics::Rcode {
+    match rc {
+        sys::RLM_MODULE_REJECT => metrics::Rcode::Reject,
+        sys::RLM_MODULE_OK => metrics::Rcode::Ok,
+        sys::RLM_MODULE_HANDLED => metrics::Rcode::Handled,
+        sys::RLM_MODULE_INVALID => metrics::Rcode::Invalid,
+        sys::RLM_MODULE_USERLOCK => metrics::Rcode::Userlock,
+        sys::RLM_MODULE_NOTFOUND => metrics::Rcode::NotFound,
+        sys::RLM_MODULE_NOOP => metrics::Rcode::Noop,
+        sys::RLM_MODULE_UPDATED => metrics::Rcode::Updated,
+        // RLM_MODULE_FAIL, and anything a module should not answer.
+        _ => metrics::Rcode::Fail,
+    }
 }
 
 fn rcode(r: Rcode) -> sys::rlm_rcode_t {
@@ -372,6 +394,17 @@ impl State {
         store
             .start_background(rt.handle(), cfg.cache_size, cfg.cache_preload)
             .map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+        // Not under `radiusd -C` either: the running server holds the port.
+        let metrics = match cfg.metrics_listen.filter(|_| !ffi::checking_config()) {
+            Some(addr) => {
+                let listener =
+                    metrics::bind(addr).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
+                let at = listener.local_addr().unwrap_or(addr);
+                store.serve_metrics(rt.handle(), listener);
+                format!(", metrics on http://{at}/metrics")
+            }
+            None => String::new(),
+        };
         let mut policy = Policy::from_config(&cfg, &name);
         if let Some(path) = &cfg.secret_file {
             let secret = radius_core::secret::Secret::load(path).map_err(|e| {
@@ -382,7 +415,7 @@ impl State {
         ffi::radlog(
             sys::L_INFO,
             &format!(
-                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}{}{journal}",
+                "rlm_rust ({name}): version {}, database {}, pool_size {}, cache_size {}{}{journal}{metrics}",
                 radius_core::VERSION,
                 cfg.dsn_for_log(),
                 cfg.pool_size,

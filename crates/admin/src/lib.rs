@@ -13,6 +13,7 @@ pub mod error;
 pub mod groups;
 pub mod housekeeping;
 pub mod input;
+pub mod metrics;
 pub mod oob;
 pub mod openapi;
 pub mod outbox;
@@ -136,6 +137,8 @@ pub struct AppState {
     pub bootstrap_hash: Option<[u8; 32]>,
     /// The API tokens' digests, so bogus tokens cost no query.
     pub api_tokens: auth::TokenSet,
+    /// What `/metrics` serves.
+    pub metrics: Arc<metrics::HttpMetrics>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -160,6 +163,7 @@ impl AppState {
             store,
             bootstrap_hash,
             api_tokens: auth::TokenSet::new(cfg_limit),
+            metrics: Arc::new(metrics::HttpMetrics::new()),
         })
     }
 
@@ -211,7 +215,8 @@ pub async fn decide_login(
 
 /// The whole API under /api/v1/. Everything needs an API token (of the
 /// scope the operation needs) except the user login (`token/`), the user
-/// API (`account/`, the user's own token) and the OpenAPI document.
+/// API (`account/`, the user's own token), the OpenAPI document and the
+/// Prometheus metrics (`/metrics`, beside the API as scrapers expect).
 pub fn app(state: SharedState) -> Router {
     let protected = Router::new()
         .route("/api/v1/authorize/", post(radius::authorize))
@@ -282,8 +287,10 @@ pub fn app(state: SharedState) -> Router {
         ));
     let public = Router::new()
         .route("/api/v1/token/", post(users::login))
-        .route("/api/v1/openapi.json", get(openapi::serve));
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/metrics", get(metrics::serve));
     let max_body = state.cfg.max_body_bytes;
+    let http_metrics = Arc::clone(&state.metrics);
     protected
         .merge(own)
         .merge(public)
@@ -291,6 +298,12 @@ pub fn app(state: SharedState) -> Router {
         .layer(axum::middleware::map_response(json_errors))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(on_panic))
+        // Outermost, so a panic's 500 is counted too; Router::layer runs
+        // after routing, so the matched route template is known.
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -389,6 +389,13 @@ pub fn document_for(max_batch_users: usize) -> Value {
         }), &["detail"]) } } });
     let json_body = |schema: Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
     let no_body = |code: &str, d: &str| json!({ code: { "description": d } });
+    // Its own value: the document is too deep for one json! call.
+    let metrics_path = json!({ "get": {
+        "summary": "Prometheus metrics of this service (OpenMetrics text): radius_admin_http_requests_total{method,route,status}, radius_admin_http_request_duration_seconds{method,route}",
+        "description": "Open, as Prometheus exporters are: counts by route template and status only, no user name, token or secret. Keep the service on a network you trust, or put /metrics behind the reverse proxy.",
+        "security": [],
+        "responses": { "200": { "description": "The metrics", "content": { "application/openmetrics-text": { "schema": { "type": "string" } } } } }
+    }});
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -599,6 +606,7 @@ pub fn document_for(max_batch_users: usize) -> Value {
                 "summary": "This document", "security": [],
                 "responses": { "200": ok("OpenAPI 3 document", Some(json!({ "type": "object" }))) }
             }},
+            "/metrics": metrics_path,
         },
         "components": {
             "securitySchemes": {

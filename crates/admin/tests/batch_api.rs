@@ -301,6 +301,7 @@ async fn openapi_document_is_valid_and_complete() {
         ("/api/v1/groups/{name}/members/", &["get", "post"]),
         ("/api/v1/groups/{name}/members/{username}/", &["delete"]),
         ("/api/v1/openapi.json", &["get"]),
+        ("/metrics", &["get"]),
     ];
     assert_eq!(doc.paths.paths.len(), routes.len());
     for (path, methods) in routes {

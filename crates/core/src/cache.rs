@@ -237,6 +237,51 @@ pub struct Cache {
     verifier: std::sync::OnceLock<Arc<crate::login::Verifier>>,
 }
 
+/// The cache's figures for the metrics, read at each scrape from the
+/// counters the cache keeps anyway.
+pub(crate) struct Collect(pub(crate) Arc<Cache>);
+
+impl std::fmt::Debug for Collect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cache::Collect")
+    }
+}
+
+impl prometheus_client::collector::Collector for Collect {
+    fn encode(
+        &self,
+        mut e: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::metrics::{const_counter, const_gauge};
+        let (users, unknown) = self.0.counts();
+        let (hits, misses) = self.0.stats();
+        const_gauge(
+            &mut e,
+            "cache_entries",
+            "Users held in the cache, and names held as not found",
+            (users + unknown) as f64,
+        )?;
+        const_counter(
+            &mut e,
+            "cache_hits",
+            "Lookups answered from the cache",
+            hits,
+        )?;
+        const_counter(
+            &mut e,
+            "cache_misses",
+            "Lookups the cache could not answer (read from PostgreSQL)",
+            misses,
+        )?;
+        const_counter(
+            &mut e,
+            "cache_outage_hits",
+            "Lookups answered from the cache while PostgreSQL could not be reached",
+            self.0.outage_hits(),
+        )
+    }
+}
+
 /// A ticket taken before reading the database for a miss.
 pub struct LoadTicket(u64);
 

@@ -137,6 +137,11 @@ pub const ITEMS: &[ItemSpec] = &[
         default: Some("auto"),
         help: "seconds without an update after which an open session no longer counts against Simultaneous-Use; auto = 2 x its interim interval + 60 (3600 without interims); never = until closed",
     },
+    ItemSpec {
+        name: "metrics_listen",
+        default: Some(""),
+        help: "address:port on which to serve Prometheus metrics at /metrics (e.g. 127.0.0.1:9812); empty = no listener",
+    },
 ];
 
 /// When an accounting or post-auth request is answered.
@@ -201,6 +206,8 @@ pub struct ModuleConfig {
     /// The secret shared with radius-admin (second factor); None: unset.
     pub secret_file: Option<std::path::PathBuf>,
     pub code_lifetime: Duration,
+    /// Where to serve the Prometheus metrics; None: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ModuleConfig {
@@ -356,6 +363,15 @@ impl ModuleConfig {
                 30,
                 3600,
             )?),
+            metrics_listen: match get("metrics_listen").map(str::trim).filter(|a| !a.is_empty()) {
+                None => None,
+                Some(a) => Some(a.parse().map_err(|_| {
+                    err(
+                        "metrics_listen",
+                        format!("must be an IP address and port (e.g. 127.0.0.1:9812 or [::1]:9812), got '{a}'"),
+                    )
+                })?),
+            },
         })
     }
 
@@ -439,12 +455,18 @@ pub fn redact_dsn(dsn: &str) -> String {
         };
         let head = &rest[..rest.len() - value.len()];
         out.push_str(head);
+        rest = &value[value_len..];
         if key.eq_ignore_ascii_case("password") {
             out.push_str("***");
+            // A quoted value may end right before the next key
+            // (`password='x'dbname=d`); the unquoted mask must not run on
+            // into it.
+            if rest.starts_with(|c: char| !c.is_whitespace()) {
+                out.push(' ');
+            }
         } else {
             out.push_str(&value[..value_len]);
         }
-        rest = &value[value_len..];
     }
 }
 
@@ -607,6 +629,24 @@ mod tests {
         let e =
             ModuleConfig::from_items([("dsn", "host=h"), ("lockout_period", "-1")]).unwrap_err();
         assert_eq!(e.item, "lockout_period");
+        assert_eq!(d.metrics_listen, None, "no listener unless asked");
+        let c = ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", "127.0.0.1:9812")])
+            .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9812".parse().unwrap()));
+        let c = ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", " [::1]:0 ")]);
+        assert_eq!(c.unwrap().metrics_listen, Some("[::1]:0".parse().unwrap()));
+        for bad in [
+            "localhost:9812",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            ":9812",
+            "9812",
+        ] {
+            let e =
+                ModuleConfig::from_items([("dsn", "host=h"), ("metrics_listen", bad)]).unwrap_err();
+            assert_eq!(e.item, "metrics_listen", "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
         assert_eq!(d.secret_file, None);
         assert_eq!(d.code_lifetime, Duration::from_secs(300));
         for (item, bad) in [("secret_file", "relative/path"), ("code_lifetime", "5")] {
@@ -662,6 +702,18 @@ mod tests {
             redact_dsn("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
         );
+        // Found by fuzz/ (config): a quoted password directly followed by
+        // the next key; the mask must stay a value of its own.
+        let glued = "password='a b\\' c'dbname= password=o_migrate=n0";
+        let c: tokio_postgres::Config = glued.parse().unwrap();
+        assert_eq!(c.get_dbname(), Some("password=o_migrate=n0"));
+        assert_eq!(
+            redact_dsn(glued),
+            "password=*** dbname= password=o_migrate=n0"
+        );
+        let r: tokio_postgres::Config = redact_dsn(glued).parse().unwrap();
+        assert_eq!(r.get_password(), Some(&b"***"[..]));
+        assert_eq!(r.get_dbname(), c.get_dbname());
         // An '@' in the query is no end of the credentials.
         assert_eq!(
             redact_dsn("postgresql://radi@h?password=secret&x=@y"),

@@ -15,6 +15,7 @@ pub mod engine;
 mod error;
 pub mod login;
 pub mod lookup;
+pub mod metrics;
 pub mod password;
 pub mod postauth;
 mod preload;

@@ -16,6 +16,7 @@ use crate::cache::{self, Cache};
 use crate::config::ModuleConfig;
 use crate::login::lockout::PendingResets;
 use crate::login::Verifier;
+use crate::metrics::Metrics;
 use crate::preload;
 use crate::sink::{group_commit, AcctBatch, PostAuthBatch, Sink};
 use crate::{schema, Error};
@@ -48,6 +49,7 @@ pub(crate) struct Inner {
     pub(crate) migrated: OnceCell<()>,
     /// Accounting batches that failed and were written record by record.
     pub(crate) acct_fallbacks: std::sync::atomic::AtomicU64,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Store {
@@ -80,6 +82,7 @@ impl Store {
                 migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
                 migrated: OnceCell::new(),
                 acct_fallbacks: Default::default(),
+                metrics: Arc::new(Metrics::new()),
             }),
             cache: None,
             outage: cache::Outage {
@@ -120,6 +123,9 @@ impl Store {
                     went_live,
                 ));
             }
+            self.inner
+                .metrics
+                .register_collector(cache::Collect(Arc::clone(&cache)));
             rt.spawn(cache::listen(
                 Arc::clone(&cache),
                 self.inner.dsn.clone(),
@@ -155,6 +161,17 @@ impl Store {
 
     pub(crate) fn pending_resets(&self) -> Option<&PendingResets> {
         self.pending_resets.as_deref()
+    }
+
+    /// This instance's metrics (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Serves the metrics on `listener` (bound with
+    /// [`crate::metrics::bind`]) from `rt`.
+    pub fn serve_metrics(&self, rt: &tokio::runtime::Handle, listener: std::net::TcpListener) {
+        crate::metrics::serve(rt, listener, Arc::clone(&self.inner.metrics));
     }
 
     /// The cache, when started (for stats and tests).
@@ -244,9 +261,14 @@ impl Inner {
         what: &'static str,
         f: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        tokio::time::timeout(self.query_timeout, f)
+        let r = tokio::time::timeout(self.query_timeout, f)
             .await
-            .map_err(|_| Error::Timeout(self.query_timeout, what))?
+            .map_err(|_| Error::Timeout(self.query_timeout, what))
+            .and_then(|r| r);
+        if let Err(Error::Db(_) | Error::Pool(_) | Error::Timeout(..) | Error::Write(_)) = &r {
+            self.metrics.db_error();
+        }
+        r
     }
 }
 

@@ -41,6 +41,7 @@ use std::sync::OnceLock;
 mod admin;
 mod db;
 pub mod eapol;
+pub mod metrics;
 pub mod mschap;
 pub mod packet;
 pub mod proxy;

@@ -47,7 +47,11 @@ fn panic_in_a_callback_fails_only_that_request() {
     let db = TestDb::create(env, "panic");
     seed(&db);
     db.user("panic-now", "x");
-    let mut rad = Radiusd::builder(env, &db, "panic").so(panic_so).start();
+    let metrics_port = e2e::metrics::free_port();
+    let mut rad = Radiusd::builder(env, &db, "panic")
+        .so(panic_so)
+        .config(&format!("metrics_listen = 127.0.0.1:{metrics_port}"))
+        .start();
 
     for i in 0..3 {
         let r = rad.pap("panic-now", "x");
@@ -80,6 +84,20 @@ fn panic_in_a_callback_fails_only_that_request() {
         "{}",
         rad.log_tail(40)
     );
+    // Each caught panic is counted as its section's `fail`.
+    let (_, text) = e2e::metrics::get(
+        format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+        "/metrics",
+    );
+    let fails = |section: &str| {
+        e2e::metrics::value(
+            &text,
+            &format!("rlm_rust_requests_total{{section=\"{section}\",rcode=\"fail\"}}"),
+        )
+    };
+    assert_eq!(fails("authorize"), 3.0, "{text}");
+    assert_eq!(fails("accounting"), 1.0, "{text}");
+    assert!(fails("post-auth") >= 1.0, "{text}");
 
     // Panics and good requests at the same time, on all server threads.
     let mut reqs = Vec::new();

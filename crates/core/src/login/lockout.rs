@@ -155,19 +155,24 @@ impl Store {
         let attempts = policy.attempts as i32;
         let period = policy.period.map(|d| d.as_secs_f64());
         let inner = self.inner();
-        inner
+        let count = inner
             .deadline("lockout", async {
                 let client = inner.client().await?;
                 let stmt = client.prepare_cached(RECORD_FAILURE).await?;
                 let row = client
                     .query_one(&stmt, &[&username, &attempts, &period])
                     .await?;
-                Ok(Some(FailureCount {
+                Ok(FailureCount {
                     failures: row.try_get("failures")?,
                     locked_until: row.try_get(1)?,
-                }))
+                })
             })
-            .await
+            .await?;
+        // The failure that locked, not the ones refused while locked.
+        if count.locked_until.is_some() && count.failures == attempts {
+            inner.metrics.lockout();
+        }
+        Ok(Some(count))
     }
 
     /// Ends the failure streak of each of `usernames` (successful logins).

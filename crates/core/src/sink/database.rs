@@ -77,6 +77,7 @@ pub(crate) fn group_commit<B: Batch>(inner: &Arc<Inner>) -> Result<GroupCommit<B
             let Some(mut slot) = slot.filter(|s| s.rt.is_some()) else {
                 return all_failed(recs.len(), "no free writer slot");
             };
+            inner.metrics.batch(B::KIND, recs.len());
             let check = slot.suspect || slot.last_used.elapsed() > IDLE_CHECK;
             // A panic must not take the slot, or the callers, with it.
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -160,6 +161,8 @@ fn all_failed<T>(n: usize, why: &str) -> Vec<Result<T, String>> {
 pub(crate) trait Batch: Send + Sync + 'static {
     type R: Send + Sync + 'static;
     type T: Send + 'static;
+    /// Its label in the batch-size metric.
+    const KIND: crate::metrics::BatchKind;
     /// Writes `recs` in as few commits as possible; one result per record.
     fn write<'a>(
         inner: &'a Inner,

@@ -160,6 +160,10 @@ impl Store {
             Arc::clone(&journal.core),
             host.to_string(),
         )?;
+        self.inner.metrics.register_collector(JournalMetrics {
+            core: Arc::clone(&journal.core),
+            counters: Arc::clone(&shipper.counters),
+        });
         self.sink = Sink::Journal { shipper, journal };
         Ok(())
     }
@@ -194,6 +198,60 @@ impl Store {
             transactions: c.transactions.load(std::sync::atomic::Ordering::Relaxed),
             set_aside: c.set_aside.load(std::sync::atomic::Ordering::Relaxed),
         })
+    }
+}
+
+/// The journal's figures for the metrics, read at each scrape.
+struct JournalMetrics {
+    core: Arc<journal::Core>,
+    counters: Arc<shipper::Counters>,
+}
+
+impl std::fmt::Debug for JournalMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalMetrics")
+    }
+}
+
+impl prometheus_client::collector::Collector for JournalMetrics {
+    fn encode(
+        &self,
+        mut e: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::metrics::{const_counter, const_gauge};
+        use std::sync::atomic::Ordering::Relaxed;
+        let durable = self.core.durable();
+        let applied = self.core.applied.load(Relaxed);
+        const_gauge(
+            &mut e,
+            "journal_pending_records",
+            "Records durable in the journal that PostgreSQL does not hold yet",
+            durable.saturating_sub(applied) as f64,
+        )?;
+        const_gauge(
+            &mut e,
+            "journal_lag_seconds",
+            "How long the oldest record PostgreSQL does not hold yet has waited (0: none waits)",
+            self.core.lag().as_secs_f64(),
+        )?;
+        const_gauge(
+            &mut e,
+            "journal_bytes",
+            "Bytes the journal's segments take (bounded by journal_max_bytes)",
+            self.core.bytes() as f64,
+        )?;
+        const_counter(
+            &mut e,
+            "journal_shipped_records",
+            "Records the shipper applied to PostgreSQL",
+            self.counters.shipped.load(Relaxed),
+        )?;
+        const_counter(
+            &mut e,
+            "journal_set_aside_records",
+            "Records PostgreSQL refused, set aside in rlm_rust_dead_letter",
+            self.counters.set_aside.load(Relaxed),
+        )
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) struct AcctBatch;
 impl Batch for AcctBatch {
     type R = (AcctStatus, AcctRecord);
     type T = AcctOutcome;
+    const KIND: crate::metrics::BatchKind = crate::metrics::BatchKind::Accounting;
 
     async fn write<'a>(
         inner: &'a Inner,

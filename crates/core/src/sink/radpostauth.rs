@@ -12,6 +12,7 @@ pub(crate) struct PostAuthBatch;
 impl Batch for PostAuthBatch {
     type R = PostAuthRecord;
     type T = ();
+    const KIND: crate::metrics::BatchKind = crate::metrics::BatchKind::PostAuth;
 
     async fn write<'a>(
         inner: &'a Inner,

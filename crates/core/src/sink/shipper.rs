@@ -345,6 +345,7 @@ impl Run {
     }
 
     fn failed(&self, failing: &mut Option<(Instant, String)>, e: String) {
+        self.inner.metrics.db_error();
         match failing {
             None => {
                 log::error!(
@@ -482,6 +483,9 @@ impl Run {
                     .shipped
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .metrics
+                    .batch(crate::metrics::BatchKind::Journal, batch.len());
                 if aside > 0 {
                     self.counters
                         .set_aside
