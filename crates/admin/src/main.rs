@@ -594,6 +594,13 @@ async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), Str
         cfg.senders.sms = Some(oob::SmsGateway::new(url, a.sms_token.clone())?);
     }
     let state = Arc::new(AppState::new(cfg)?);
+    // As the module: a database that is down does not stop the service,
+    // but the log says at once why it cannot connect (a refused
+    // certificate names the sslmode and the reason).
+    match state.store.ping().await {
+        Ok(()) => log::info!("database reachable"),
+        Err(e) => log::warn!("database not reachable at start: {e}"),
+    }
     let addr = std::net::SocketAddr::new(a.bind, a.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

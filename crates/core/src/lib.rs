@@ -16,6 +16,7 @@ mod error;
 pub mod login;
 pub mod lookup;
 pub mod password;
+pub mod pg;
 pub mod postauth;
 mod preload;
 pub mod schema;
