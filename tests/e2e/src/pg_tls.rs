@@ -1,0 +1,42 @@
+//! Where the tests find scripts/pg's TLS material (the test CA, a CA that
+//! signed nothing, the TLS-only role) and how they write a DSN for it. One
+//! source for the core's, radius-admin's and the e2e tests.
+
+use std::path::PathBuf;
+
+/// The role scripts/pg's pg_hba admits over TLS only (lib.sh's PG_TLS_ROLE).
+pub const TLS_ONLY_ROLE: &str = "rlm_tls_only";
+
+/// `RLM_RUST_TEST_PG_TLS_DIR` (scripts/test sets it), else scripts/pg's
+/// default under this checkout. Panics when its CA is missing: the TLS
+/// tests cannot pass without it (`scripts/pg start` makes it).
+pub fn tls_dir() -> PathBuf {
+    let dir = std::env::var_os("RLM_RUST_TEST_PG_TLS_DIR")
+        .map(PathBuf::from)
+        // crates/core, crates/admin and tests/e2e all sit two levels down.
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.state/pg/tls"));
+    assert!(
+        dir.join("ca.crt").is_file() && dir.join("other-ca.crt").is_file(),
+        "no test CA in {} (scripts/pg start makes it; or set RLM_RUST_TEST_PG_TLS_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+/// The right CA's certificate.
+pub fn ca() -> String {
+    tls_dir().join("ca.crt").display().to_string()
+}
+
+/// A CA that did not sign the server's certificate.
+pub fn other_ca() -> String {
+    tls_dir().join("other-ca.crt").display().to_string()
+}
+
+/// A key=value DSN to the cluster of `admin_dsn` (its port), naming the
+/// host, user and database, then `extra` (the TLS keys).
+pub fn dsn(admin_dsn: &str, host: &str, user: &str, dbname: &str, extra: &str) -> String {
+    let cfg: tokio_postgres::Config = admin_dsn.parse().expect("the admin DSN parses");
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!("host={host} port={port} user={user} dbname={dbname} {extra}")
+}
