@@ -38,6 +38,7 @@ mod db;
 pub mod eapol;
 pub mod mschap;
 pub mod packet;
+pub mod pg_tls;
 pub mod proxy;
 mod radclient;
 mod radiusd;
