@@ -1,6 +1,8 @@
 //! Where the tests find scripts/pg's TLS material (the test CA, a CA that
 //! signed nothing, the TLS-only role) and how they write a DSN for it. One
 //! source for the core's, radius-admin's and the e2e tests.
+// Each including crate uses part of it.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
