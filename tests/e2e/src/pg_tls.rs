@@ -19,7 +19,9 @@ pub fn tls_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.state/pg/tls"));
     assert!(
         dir.join("ca.crt").is_file() && dir.join("other-ca.crt").is_file(),
-        "no test CA in {} (scripts/pg start makes it; or set RLM_RUST_TEST_PG_TLS_DIR)",
+        "no test CA in {} (scripts/pg makes it when it starts the cluster: a cluster \
+         started by an older scripts/pg needs `scripts/pg stop && scripts/pg start`; or set \
+         RLM_RUST_TEST_PG_TLS_DIR)",
         dir.display()
     );
     dir
