@@ -52,6 +52,16 @@ impl SslMode {
         })
     }
 
+    /// What tokio-postgres negotiates for it (it verifies nothing itself:
+    /// the connector does).
+    fn negotiate(self) -> PgSslMode {
+        match self {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            _ => PgSslMode::Require,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -195,11 +205,7 @@ impl TlsSettings {
         Ok(Tls {
             make,
             what: what.into(),
-            mode: match mode {
-                SslMode::Disable => PgSslMode::Disable,
-                SslMode::Prefer => PgSslMode::Prefer,
-                _ => PgSslMode::Require,
-            },
+            mode: mode.negotiate(),
         })
     }
 }
@@ -220,12 +226,7 @@ pub fn parse(dsn: &str) -> Result<(tokio_postgres::Config, TlsSettings), String>
         take_params(dsn, &mut tls)?
     };
     let mut cfg: tokio_postgres::Config = rest.parse().map_err(|e| format!("{e}"))?;
-    // tokio-postgres' own default is prefer too; a disable must reach it.
-    cfg.ssl_mode(match tls.mode {
-        Some(SslMode::Disable) => PgSslMode::Disable,
-        Some(SslMode::Prefer) | None => PgSslMode::Prefer,
-        Some(_) => PgSslMode::Require,
-    });
+    cfg.ssl_mode(tls.mode.unwrap_or(SslMode::Prefer).negotiate());
     Ok((cfg, tls))
 }
 
@@ -427,7 +428,9 @@ fn read_value(s: &str, at: usize) -> (Option<String>, usize) {
 }
 
 fn take_params(dsn: &str, tls: &mut TlsSettings) -> Result<String, String> {
-    let (params, tail) = split_params(dsn);
+    // What follows the last pair is not key=value: left for
+    // tokio-postgres to refuse.
+    let (params, _) = split_params(dsn);
     let mut rest = String::with_capacity(dsn.len());
     let mut copied = 0;
     for p in &params {
@@ -445,7 +448,6 @@ fn take_params(dsn: &str, tls: &mut TlsSettings) -> Result<String, String> {
         }
     }
     rest.push_str(&dsn[copied..]);
-    debug_assert!(tail <= dsn.len());
     Ok(rest)
 }
 

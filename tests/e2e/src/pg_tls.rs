@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 /// The role scripts/pg's pg_hba admits over TLS only (lib.sh's PG_TLS_ROLE).
 pub const TLS_ONLY_ROLE: &str = "rlm_tls_only";
+/// The role it admits by client certificate only (PG_TLS_CERT_ROLE), whose
+/// certificate and key are [`client_cert`].
+pub const CERT_ROLE: &str = "rlm_tls_cert";
 
 /// `RLM_RUST_TEST_PG_TLS_DIR` (scripts/test sets it), else scripts/pg's
 /// default under this checkout. Panics when its CA is missing: the TLS
@@ -35,6 +38,23 @@ pub fn ca() -> String {
 /// A CA that did not sign the server's certificate.
 pub fn other_ca() -> String {
     tls_dir().join("other-ca.crt").display().to_string()
+}
+
+/// Whether `message` gives OpenSSL's reason for a chain that does not lead
+/// to the CA given: which one depends on whether the server sends its CA
+/// along ("self-signed certificate in certificate chain") or not ("unable
+/// to get local issuer certificate").
+pub fn names_untrusted_chain(message: &str) -> bool {
+    message.contains("certificate verify failed")
+        && (message.contains("unable to get local issuer certificate")
+            || message.contains("self-signed certificate in certificate chain"))
+}
+
+/// The client certificate and key for [`CERT_ROLE`].
+pub fn client_cert() -> (String, String) {
+    let dir = tls_dir();
+    let f = |n: &str| dir.join(n).display().to_string();
+    (f("client.crt"), f("client.key"))
 }
 
 /// A key=value DSN to the cluster of `admin_dsn` (its port), naming the

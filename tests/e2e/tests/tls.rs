@@ -70,10 +70,10 @@ fn a_wrong_ca_is_logged_at_start_and_radiusd_stays_up() {
     for part in [
         "sslmode=verify-full".to_string(),
         format!("sslrootcert {other}"),
-        "unable to get local issuer certificate".into(),
     ] {
         assert!(line.contains(&part), "{part:?} not in {line}");
     }
+    assert!(pg_tls::names_untrusted_chain(line), "{line}");
     // Requests fail (no database), the server answers the next one.
     assert!(!rad.pap("tls-carl", "tls-pw").is_accept());
 }
