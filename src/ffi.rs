@@ -913,7 +913,7 @@ pub(crate) fn reserve_freeradius_ssl_ex_indices() {
         // argument pointer; thread-safe in OpenSSL >= 1.1.
         let idx =
             unsafe { openssl_sys::SSL_get_ex_new_index(0, std::ptr::null_mut(), None, None, None) };
-        if idx < 0 || idx > FREERADIUS_SSL_EX_INDEX_MAX {
+        if !(0..=FREERADIUS_SSL_EX_INDEX_MAX).contains(&idx) {
             break;
         }
     });
