@@ -223,3 +223,37 @@ fn common_admin_dsn() -> String {
     std::env::var("RLM_RUST_TEST_DSN")
         .unwrap_or_else(|_| "host=127.0.0.1 port=54329 user=radius dbname=radius".into())
 }
+
+/// What TLS costs a new connection (the pools keep theirs, so this is paid
+/// at start and at each reconnect): 200 connections one after another,
+/// `sslmode=disable` against `verify-full`. Run by hand:
+/// `cargo test -p radius-core --release --test tls -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn bench_connect_disable_vs_verify_full() {
+    for mode in [
+        "sslmode=disable".to_string(),
+        format!("sslmode=verify-full sslrootcert={}", pg_tls::ca()),
+    ] {
+        let target = radius_core::pg::Target::new(&pg_tls::dsn(
+            &common_admin_dsn(),
+            "localhost",
+            "postgres",
+            "postgres",
+            &mode,
+        ))
+        .unwrap();
+        let t = Instant::now();
+        for _ in 0..200 {
+            let (client, conn) = target.connect().await.unwrap();
+            let c = tokio::spawn(conn);
+            client.simple_query("SELECT 1").await.unwrap();
+            drop(client);
+            let _ = c.await;
+        }
+        eprintln!(
+            "{mode}: {:.2} ms per connection + SELECT 1",
+            t.elapsed().as_secs_f64() * 1000.0 / 200.0
+        );
+    }
+}
