@@ -95,3 +95,34 @@ async fn serve_with_a_wrong_ca_stops_at_start_naming_sslmode_and_the_reason() {
     assert!(pg_tls::names_untrusted_chain(&stderr), "{stderr}");
     ctx.finish().await;
 }
+
+#[tokio::test]
+async fn a_command_through_the_pool_names_sslmode_and_the_host_mismatch() {
+    let Some(ctx) = common::setup().await else {
+        return;
+    };
+    let db: tokio_postgres::Config = ctx.dsn.parse().unwrap();
+    let dsn = pg_tls::dsn(
+        &ctx.dsn,
+        "wrong.invalid hostaddr=127.0.0.1",
+        db.get_user().unwrap(),
+        db.get_dbname().unwrap(),
+        &format!("sslmode=verify-full sslrootcert={}", pg_tls::ca()),
+    );
+    let out = Command::new(BIN)
+        .args(["--dsn", &dsn, "housekeeping"])
+        .env_remove("RLM_RUST_DSN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    for part in [
+        "sslmode=verify-full",
+        "host 'wrong.invalid'",
+        "hostname mismatch",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+    ctx.finish().await;
+}
