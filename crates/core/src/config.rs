@@ -451,7 +451,14 @@ fn redact_url(dsn: &str) -> String {
             let params: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    // tokio-postgres decodes the key: `pass%77ord` is the password.
+                    Some((k, _))
+                        if percent_encoding::percent_decode_str(k)
+                            .decode_utf8_lossy()
+                            .eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{k}=***")
+                    }
                     _ => kv.to_string(),
                 })
                 .collect();
@@ -641,6 +648,13 @@ mod tests {
             redact_dsn("postgresql://u:p@ss@h/db"),
             "postgresql://u:***@h/db"
         );
+        // A percent-encoded key is the same key to the connector.
+        assert_eq!(
+            redact_dsn("postgresql://u@h/db?pass%77ord=secret"),
+            "postgresql://u@h/db?pass%77ord=***"
+        );
+        let (c, _) = crate::pg::parse("postgresql://u@h/db?pass%77ord=secret").unwrap();
+        assert_eq!(c.get_password(), Some(&b"secret"[..]));
         // An '@' in the query is no end of the credentials.
         assert_eq!(
             redact_dsn("postgresql://radi@h?password=secret&x=@y"),
