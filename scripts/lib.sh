@@ -34,6 +34,12 @@ PG_LOG=${PG_LOG:-$PG_DIR/postgres.log}
 # test through it.
 PG_ADMIN=${PG_ADMIN:-postgres}
 PG_ADMIN_DSN=${PG_ADMIN_DSN:-host=$PG_HOST port=$PG_PORT user=$PG_ADMIN dbname=postgres}
+# The test CA (ca.crt, other-ca.crt), server and client certificates, the
+# role pg_hba admits over TLS only and the one it admits by client
+# certificate (scripts/pg).
+PG_TLS_DIR=${PG_TLS_DIR:-$PG_DIR/tls}
+PG_TLS_ROLE=${PG_TLS_ROLE:-rlm_tls_only}
+PG_TLS_CERT_ROLE=${PG_TLS_CERT_ROLE:-rlm_tls_cert}
 # Stock FreeRADIUS schema, loaded where the module's own migration is not
 # available yet (scripts/run) and by tests that compare with rlm_sql.
 PG_SCHEMA=${PG_SCHEMA:-/etc/freeradius/3.0/mods-config/sql/main/postgresql/schema.sql}

@@ -894,3 +894,27 @@ impl PairEngine for FrEngine<'_> {
         self.req.set_reply(&name, value)
     }
 }
+
+/// The highest SSL ex_data index FreeRADIUS uses without allocating it
+/// (`FR_TLS_EX_INDEX_FIX_CERT_ORDER` in freeradius/tls.h: 10..=17).
+const FREERADIUS_SSL_EX_INDEX_MAX: std::ffi::c_int = 17;
+
+/// Takes every SSL ex_data index up to FreeRADIUS's fixed ones before the
+/// core's TLS to PostgreSQL (the openssl crate) allocates its own: an index
+/// the crate registers comes with a free callback that OpenSSL runs on every
+/// SSL object, radiusd's EAP sessions included, and on one of FreeRADIUS's
+/// indices it would free radiusd's REQUEST or configuration as the crate's
+/// data (radiusd died at the end of each PEAP/TTLS session). The indices
+/// taken have no callbacks. Once per process.
+pub(crate) fn reserve_freeradius_ssl_ex_indices() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| loop {
+        // SAFETY: allocates an ex_data index with no callbacks and no
+        // argument pointer; thread-safe in OpenSSL >= 1.1.
+        let idx =
+            unsafe { openssl_sys::SSL_get_ex_new_index(0, std::ptr::null_mut(), None, None, None) };
+        if !(0..=FREERADIUS_SSL_EX_INDEX_MAX).contains(&idx) {
+            break;
+        }
+    });
+}

@@ -376,6 +376,8 @@ impl State {
             .enable_all()
             .build()
             .map_err(|e| format!("rlm_rust ({name}): cannot start the I/O runtime: {e}"))?;
+        // Before the core's TLS connector exists (see the function).
+        ffi::reserve_freeradius_ssl_ex_indices();
         let mut store = Store::new(&cfg).map_err(|e| format!("rlm_rust ({name}): {e}"))?;
         // Not under `radiusd -C`: the journal belongs to the running server.
         let journal = match (cfg.durability, ffi::checking_config()) {

@@ -17,10 +17,11 @@ fuzz_target!(|data: &[u8]| {
         // A DSN with a password logs with the password hidden: where the
         // redacted text still parses, its password is the placeholder
         // (tokio-postgres may glue text after a closing quote to it).
+        // Read as the module connects with it (TLS keys taken out first).
         let password = |s: &str| {
-            s.parse::<tokio_postgres::Config>()
+            radius_core::pg::parse(s)
                 .ok()
-                .map(|c| c.get_password().map(<[u8]>::to_vec))
+                .map(|(c, _)| c.get_password().map(<[u8]>::to_vec))
         };
         if let Some(Some(p)) = password(v) {
             if let Some(after) = password(&redacted) {

@@ -6,7 +6,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
 
 pub fn pool(dsn: &str, size: usize) -> Result<Pool, String> {
-    let mut pg: tokio_postgres::Config = dsn.parse().map_err(|e| format!("dsn: {e}"))?;
+    let target = radius_core::pg::Target::new(dsn).map_err(|e| format!("dsn: {e}"))?;
+    let mut pg = target.config.clone();
     if pg.get_connect_timeout().is_none() {
         pg.connect_timeout(Duration::from_secs(5));
     }
@@ -22,7 +23,7 @@ pub fn pool(dsn: &str, size: usize) -> Result<Pool, String> {
     pg.options(&options);
     let mgr = Manager::from_config(
         pg,
-        tokio_postgres::NoTls,
+        target.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

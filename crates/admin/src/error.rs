@@ -136,7 +136,7 @@ impl From<tokio_postgres::Error> for ApiError {
                 return ApiError::conflict("id", "referenced row does not exist");
             }
         }
-        ApiError::Unavailable(e.to_string())
+        ApiError::Unavailable(radius_core::pg::describe(&e))
     }
 }
 
@@ -163,7 +163,9 @@ fn constraint_field(c: &str) -> String {
 
 impl From<deadpool_postgres::PoolError> for ApiError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        ApiError::Unavailable(e.to_string())
+        // With its causes: a refused certificate at a reconnect is logged
+        // with the sslmode and the reason, not only "TLS handshake".
+        ApiError::Unavailable(radius_core::pg::describe(&e))
     }
 }
 

@@ -55,7 +55,9 @@ enum Command {
     Batch(BatchCmd),
     /// Delete what is kept only for a while: prefix-batch credentials older
     /// than --batch-credential-days, expired user tokens, one-time RADIUS
-    /// tokens and out-of-band codes a day past their end. Run it daily
+    /// tokens and out-of-band codes a day past their end; and, when set,
+    /// close stale sessions and delete radpostauth / closed radacct rows
+    /// past their retention (in batches of 10,000 rows). Run it daily
     /// (cron or a systemd timer).
     Housekeeping {
         /// Age in days after which a prefix batch's printable credentials
@@ -65,8 +67,36 @@ enum Command {
             env = "RADIUS_ADMIN_BATCH_CREDENTIAL_DAYS",
             default_value_t = radius_admin::housekeeping::DEFAULT_BATCH_CREDENTIAL_DAYS,
             value_parser = clap::value_parser!(u32).range(0..=36_500),
+            visible_alias = "batch-credentials-days",
         )]
         batch_credential_days: u32,
+        /// Close open accounting sessions with no update (Interim-Update,
+        /// else Start) for this many seconds: stop time = that last update,
+        /// terminate cause Lost-Service. Unset: none is closed.
+        #[arg(
+            long,
+            env = "RADIUS_ADMIN_CLOSE_STALE_AFTER",
+            value_name = "SECONDS",
+            value_parser = clap::value_parser!(u32).range(60..=315_360_000),
+        )]
+        close_stale_after: Option<u32>,
+        /// Delete radpostauth rows older than this many days. Unset: kept.
+        #[arg(
+            long,
+            env = "RADIUS_ADMIN_POSTAUTH_RETENTION_DAYS",
+            value_name = "DAYS",
+            value_parser = clap::value_parser!(u32).range(1..=36_500),
+        )]
+        postauth_retention_days: Option<u32>,
+        /// Delete closed radacct sessions stopped more than this many days
+        /// ago (open sessions never). Unset: kept.
+        #[arg(
+            long,
+            env = "RADIUS_ADMIN_ACCT_RETENTION_DAYS",
+            value_name = "DAYS",
+            value_parser = clap::value_parser!(u32).range(1..=36_500),
+        )]
+        acct_retention_days: Option<u32>,
     },
     /// Records PostgreSQL refused, set aside by the module's journal.
     #[command(subcommand)]
@@ -365,9 +395,19 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Housekeeping {
             batch_credential_days,
+            close_stale_after,
+            postauth_retention_days,
+            acct_retention_days,
         } => {
             let pool = radius_admin::db::pool(&dsn, 1)?;
-            let r = radius_admin::housekeeping::run(&pool, batch_credential_days)
+            let settings = radius_admin::housekeeping::Settings {
+                batch_credential_days,
+                close_stale_after,
+                postauth_retention_days,
+                acct_retention_days,
+                ..Default::default()
+            };
+            let r = radius_admin::housekeeping::run(&pool, &settings)
                 .await
                 .map_err(api)?;
             println!(
@@ -377,6 +417,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("expired user tokens deleted: {}", r.user_tokens_deleted);
             println!("old RADIUS tokens deleted: {}", r.radius_tokens_deleted);
             println!("old out-of-band codes deleted: {}", r.oob_codes_deleted);
+            let part = |n: u64, setting: Option<u32>, what: &str, unit: &str| match setting {
+                Some(v) => println!("{what}: {n} (older than {v} {unit})"),
+                None => println!("{what}: not asked"),
+            };
+            part(
+                r.sessions_closed,
+                close_stale_after,
+                "stale sessions closed as Lost-Service",
+                "seconds without news",
+            );
+            part(
+                r.postauth_deleted,
+                postauth_retention_days,
+                "radpostauth rows deleted",
+                "days",
+            );
+            part(
+                r.acct_deleted,
+                acct_retention_days,
+                "closed radacct sessions deleted",
+                "days",
+            );
             Ok(())
         }
         Command::DeadLetters(DeadLettersCmd::List) => {
@@ -594,6 +656,13 @@ async fn serve(dsn: String, store_nt_hash: bool, a: ServeArgs) -> Result<(), Str
         cfg.senders.sms = Some(oob::SmsGateway::new(url, a.sms_token.clone())?);
     }
     let state = Arc::new(AppState::new(cfg)?);
+    // As the module: a database that is down does not stop the service,
+    // but the log says at once why it cannot connect (a refused
+    // certificate names the sslmode and the reason).
+    match state.store.ping().await {
+        Ok(()) => log::info!("database reachable"),
+        Err(e) => log::warn!("database not reachable at start: {e}"),
+    }
     let addr = std::net::SocketAddr::new(a.bind, a.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use radius_core::login::second_factor::{outbox_context, Queued};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::SharedState;
 
@@ -49,8 +49,13 @@ pub async fn run(st: SharedState) {
 /// Keeps a LISTEN connection, waking `wake` at each notification (and at
 /// each new connection: what was queued meanwhile is due).
 async fn listen(dsn: String, wake: Arc<Notify>) {
+    // The DSN was read once already (the pool): it parses.
+    let target = match radius_core::pg::Target::new(&dsn) {
+        Ok(t) => t,
+        Err(e) => return log::error!("outbox listener: dsn: {e}"),
+    };
     loop {
-        match tokio_postgres::connect(&dsn, NoTls).await {
+        match target.connect().await {
             Ok((client, mut conn)) => {
                 let w = wake.clone();
                 let driver = tokio::spawn(async move {
@@ -77,7 +82,10 @@ async fn listen(dsn: String, wake: Arc<Notify>) {
                 }
                 drop(client);
             }
-            Err(e) => log::warn!("outbox listener: cannot connect: {e}"),
+            Err(e) => log::warn!(
+                "outbox listener: cannot connect: {}",
+                radius_core::pg::describe(&e)
+            ),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -723,9 +723,13 @@ async fn housekeeping_purges_old_batch_credentials_and_the_api_says_when() {
 
     // --batch-credential-days 0 takes the new batch as well; again: nothing.
     let pool = radius_admin::db::pool(&ctx.dsn, 1).unwrap();
-    let r = radius_admin::housekeeping::run(&pool, 0).await.unwrap();
+    let zero = radius_admin::housekeeping::Settings {
+        batch_credential_days: 0,
+        ..Default::default()
+    };
+    let r = radius_admin::housekeeping::run(&pool, &zero).await.unwrap();
     assert_eq!((r.batches_purged, r.credentials_deleted), (1, 2));
-    let r = radius_admin::housekeeping::run(&pool, 0).await.unwrap();
+    let r = radius_admin::housekeeping::run(&pool, &zero).await.unwrap();
     assert_eq!(r, radius_admin::housekeeping::Report::default());
     assert_eq!(
         ctx.get(&format!("/api/v1/batch/{new}/csv/")).await.status,

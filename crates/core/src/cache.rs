@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::poll_fn;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::lookup::Lookup;
 
@@ -529,9 +529,14 @@ impl Cache {
 /// `probe`. A probe that is slow is waited for (the database is busy or
 /// stalled, not gone: its notifications will still come); only a
 /// connection actually lost takes the cache out of service.
-pub async fn listen(cache: Arc<Cache>, dsn: String, connect_timeout: Duration, probe: Duration) {
+pub async fn listen(
+    cache: Arc<Cache>,
+    target: crate::pg::Target,
+    connect_timeout: Duration,
+    probe: Duration,
+) {
     loop {
-        if let Err(e) = listen_once(&cache, &dsn, connect_timeout, probe).await {
+        if let Err(e) = listen_once(&cache, &target, connect_timeout, probe).await {
             if cache.is_live() {
                 log::warn!(
                     "cache listener: {e}; every lookup reads the database until it reconnects{}",
@@ -553,11 +558,11 @@ pub async fn listen(cache: Arc<Cache>, dsn: String, connect_timeout: Duration, p
 
 async fn listen_once(
     cache: &Arc<Cache>,
-    dsn: &str,
+    target: &crate::pg::Target,
     connect_timeout: Duration,
     probe: Duration,
 ) -> Result<(), String> {
-    let mut cfg: tokio_postgres::Config = dsn.parse().map_err(|e| format!("{e}"))?;
+    let mut cfg = target.config.clone();
     cfg.connect_timeout(connect_timeout);
     cfg.application_name("rlm_rust listener");
     // Since a slow probe no longer ends the connection, the kernel tells a
@@ -568,11 +573,11 @@ async fn listen_once(
         .keepalives_interval(Duration::from_secs(2))
         .keepalives_retries(3)
         .tcp_user_timeout(Duration::from_secs(20));
-    let connected = match tokio::time::timeout(connect_timeout, cfg.connect(NoTls)).await {
+    let connected = match tokio::time::timeout(connect_timeout, target.connect_with(&cfg)).await {
         Ok(Ok(c)) => Some(c),
         Ok(Err(e)) => {
             cache.set_reachable(false);
-            return Err(format!("cannot connect: {e}"));
+            return Err(format!("cannot connect: {}", crate::pg::describe(&e)));
         }
         Err(_) => None,
     };

@@ -243,7 +243,7 @@ impl ModuleConfig {
         if dsn.trim().is_empty() {
             return Err(err("dsn", "empty: set the PostgreSQL connection string"));
         }
-        dsn.parse::<tokio_postgres::Config>()
+        crate::pg::parse(dsn)
             .map_err(|e| err("dsn", format!("not a valid connection string: {e}")))?;
 
         let pool_size = parse_int("pool_size", get("pool_size").unwrap_or_default(), 1, 256)?;
@@ -416,58 +416,31 @@ fn parse_bool(item: &str, v: Option<&str>) -> Result<bool, ConfigError> {
 
 /// Hides the password of a connection string, in every form libpq takes:
 /// `password=x`, `password = x`, `password='a b'` (quoted, with backslash
-/// escapes), a URL's `user:x@` and its `?password=x` parameter.
+/// escapes), `password=a\ b` (an escaped blank), a URL's `user:x@` and its
+/// `?password=x` parameter. Split as [`crate::pg`] reads it to connect.
 pub fn redact_dsn(dsn: &str) -> String {
-    if dsn.starts_with("postgresql://") || dsn.starts_with("postgres://") {
+    if crate::pg::is_url(dsn) {
         return redact_url(dsn);
     }
+    let (params, _) = crate::pg::split_params(dsn);
     let mut out = String::with_capacity(dsn.len());
-    let mut rest = dsn;
-    loop {
-        let blanks = rest.len() - rest.trim_start().len();
-        out.push_str(&rest[..blanks]);
-        rest = &rest[blanks..];
-        if rest.is_empty() {
-            return out;
-        }
-        // key, blanks, '=', blanks, value (quoted or up to a blank)
-        let key_end = rest
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let key = &rest[..key_end];
-        let after_key = &rest[key_end..];
-        let Some(eq) = after_key.trim_start().strip_prefix('=') else {
-            // Not key=value: libpq refuses it; nothing secret to find.
-            out.push_str(rest);
-            return out;
-        };
-        let value = eq.trim_start();
-        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
-            let mut escaped = false;
-            let close = quoted.char_indices().find(|&(_, c)| {
-                let end = c == '\'' && !escaped;
-                escaped = c == '\\' && !escaped;
-                end
-            });
-            close.map_or(value.len(), |(i, _)| i + 2)
-        } else {
-            value.find(char::is_whitespace).unwrap_or(value.len())
-        };
-        let head = &rest[..rest.len() - value.len()];
-        out.push_str(head);
-        rest = &value[value_len..];
-        if key.eq_ignore_ascii_case("password") {
-            out.push_str("***");
-            // A quoted value may end right before the next key
-            // (`password='x'dbname=d`); the unquoted mask must not run on
-            // into it.
-            if rest.starts_with(|c: char| !c.is_whitespace()) {
-                out.push(' ');
-            }
-        } else {
-            out.push_str(&value[..value_len]);
+    let mut copied = 0;
+    for p in params
+        .iter()
+        .filter(|p| p.key.eq_ignore_ascii_case("password"))
+    {
+        out.push_str(&dsn[copied..p.value_start]);
+        out.push_str("***");
+        copied = p.end;
+        // A quoted value may end right before the next key
+        // (`password='x'dbname=d`); the unquoted mask must not run on
+        // into it.
+        if dsn[copied..].starts_with(|c: char| !c.is_whitespace()) {
+            out.push(' ');
         }
     }
+    out.push_str(&dsn[copied..]);
+    out
 }
 
 fn redact_url(dsn: &str) -> String {
@@ -500,7 +473,14 @@ fn redact_url(dsn: &str) -> String {
             let params: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    // tokio-postgres decodes the key: `pass%77ord` is the password.
+                    Some((k, _))
+                        if percent_encoding::percent_decode_str(k)
+                            .decode_utf8_lossy()
+                            .eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{k}=***")
+                    }
                     _ => kv.to_string(),
                 })
                 .collect();
@@ -676,6 +656,12 @@ mod tests {
             "password=*** dbname=d"
         );
         assert_eq!(redact_dsn("PASSWORD=x"), "PASSWORD=***");
+        // A bare value runs past an escaped blank (it was cut there, and
+        // the rest of the password logged).
+        assert_eq!(
+            redact_dsn("password=sec\\ ret sslmode=verify-full"),
+            "password=*** sslmode=verify-full"
+        );
         assert_eq!(
             redact_dsn("postgresql://u@h/db?sslmode=require&password=secret"),
             "postgresql://u@h/db?sslmode=require&password=***"
@@ -714,6 +700,13 @@ mod tests {
         let r: tokio_postgres::Config = redact_dsn(glued).parse().unwrap();
         assert_eq!(r.get_password(), Some(&b"***"[..]));
         assert_eq!(r.get_dbname(), c.get_dbname());
+        // A percent-encoded key is the same key to the connector.
+        assert_eq!(
+            redact_dsn("postgresql://u@h/db?pass%77ord=secret"),
+            "postgresql://u@h/db?pass%77ord=***"
+        );
+        let (c, _) = crate::pg::parse("postgresql://u@h/db?pass%77ord=secret").unwrap();
+        assert_eq!(c.get_password(), Some(&b"secret"[..]));
         // An '@' in the query is no end of the credentials.
         assert_eq!(
             redact_dsn("postgresql://radi@h?password=secret&x=@y"),

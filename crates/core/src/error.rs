@@ -4,7 +4,7 @@ use std::time::Duration;
 /// operator's log: they say what failed, never a password.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("database error: {0}")]
+    #[error("database error: {}", crate::pg::describe(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("no database connection: {0}")]
     Pool(String),

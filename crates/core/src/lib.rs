@@ -17,6 +17,7 @@ pub mod login;
 pub mod lookup;
 pub mod metrics;
 pub mod password;
+pub mod pg;
 pub mod postauth;
 mod preload;
 pub mod schema;

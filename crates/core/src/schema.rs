@@ -15,7 +15,8 @@ const MIGRATION_LOCK: i64 = 0x726c_6d5f_7275_7374; // "rlm_rust"
 /// Brings the database at `dsn` up to date. Safe to call concurrently and
 /// repeatedly.
 pub async fn migrate(dsn: &str) -> Result<(), Error> {
-    let (mut client, conn) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await?;
+    let target = crate::pg::Target::new(dsn).map_err(Error::Pool)?;
+    let (mut client, conn) = target.connect().await?;
     let conn = tokio::spawn(async move {
         if let Err(e) = conn.await {
             log::debug!("migration connection closed: {e}");

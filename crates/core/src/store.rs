@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio::sync::OnceCell;
-use tokio_postgres::NoTls;
 
 use crate::cache::{self, Cache};
 use crate::config::ModuleConfig;
@@ -39,9 +38,9 @@ pub struct Store {
 
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
-    /// What every pool connects with (the writers' pools are built later).
-    pub(crate) pg: tokio_postgres::Config,
-    pub(crate) dsn: String,
+    /// What every pool and the listener connect with (the writers' pools
+    /// are built later).
+    pub(crate) pg: crate::pg::Target,
     pub(crate) query_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     /// The DSN to migrate with, when `auto_migrate` is on.
@@ -56,10 +55,9 @@ impl Store {
     /// Builds the pool without connecting: a database that is down at start
     /// must not keep radiusd from starting.
     pub fn new(cfg: &ModuleConfig) -> Result<Store, Error> {
-        let mut pg: tokio_postgres::Config = cfg
-            .dsn
-            .parse()
-            .map_err(|e| Error::Pool(format!("dsn: {e}")))?;
+        let mut target =
+            crate::pg::Target::new(&cfg.dsn).map_err(|e| Error::Pool(format!("dsn: {e}")))?;
+        let pg = &mut target.config;
         pg.connect_timeout(cfg.connect_timeout);
         if pg.get_application_name().is_none() {
             pg.application_name("rlm_rust");
@@ -71,12 +69,16 @@ impl Store {
             None => format!("-c statement_timeout={timeout_ms}"),
         };
         pg.options(&options);
-        let pool = make_pool(&pg, cfg.pool_size, cfg.query_timeout, cfg.connect_timeout)?;
+        let pool = make_pool(
+            &target,
+            cfg.pool_size,
+            cfg.query_timeout,
+            cfg.connect_timeout,
+        )?;
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
-                pg,
-                dsn: cfg.dsn.clone(),
+                pg: target,
                 query_timeout: cfg.query_timeout,
                 connect_timeout: cfg.connect_timeout,
                 migrate_dsn: cfg.auto_migrate.then(|| cfg.dsn.clone()),
@@ -128,7 +130,7 @@ impl Store {
                 .register_collector(cache::Collect(Arc::clone(&cache)));
             rt.spawn(cache::listen(
                 Arc::clone(&cache),
-                self.inner.dsn.clone(),
+                self.inner.pg.clone(),
                 self.inner.connect_timeout,
                 Duration::from_secs(1),
             ));
@@ -183,14 +185,14 @@ impl Store {
 /// A bounded pool on `pg`; connections are made on first use, in the
 /// runtime that first asks (so a writer's stay with its own runtime).
 pub(crate) fn make_pool(
-    pg: &tokio_postgres::Config,
+    pg: &crate::pg::Target,
     size: usize,
     query_timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<Pool, Error> {
     let mgr = Manager::from_config(
-        pg.clone(),
-        NoTls,
+        pg.config.clone(),
+        pg.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -229,7 +231,9 @@ impl Inner {
                 .get_or_try_init(|| schema::migrate(dsn))
                 .await?;
         }
-        pool.get().await.map_err(|e| Error::Pool(e.to_string()))
+        pool.get()
+            .await
+            .map_err(|e| Error::Pool(crate::pg::describe(&e)))
     }
 
     /// Runs `op` on a pooled connection, and again on another while the

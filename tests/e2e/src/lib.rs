@@ -44,6 +44,7 @@ pub mod eapol;
 pub mod metrics;
 pub mod mschap;
 pub mod packet;
+pub mod pg_tls;
 pub mod proxy;
 mod radclient;
 mod radiusd;

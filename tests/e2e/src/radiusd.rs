@@ -60,6 +60,12 @@ impl<'a> RadiusdBuilder<'a> {
         self
     }
 
+    /// The module's `dsn` (default: the test database's).
+    pub fn dsn(mut self, dsn: &str) -> Self {
+        self.dsn = dsn.to_string();
+        self
+    }
+
     /// A line added at the top of the `rust { }` section (wins over the
     /// default of the same item).
     pub fn config(mut self, line: &str) -> Self {
