@@ -128,6 +128,16 @@ impl AdminServer {
         Self::start_with(env, db, name, &[])
     }
 
+    /// The radiususers id of `username`, found through the API's filter.
+    pub fn user_id(&self, username: &str) -> i64 {
+        let list = self
+            .get(&format!("/api/v1/radiususers/?username={username}"))
+            .expect(200);
+        let objects = list["objects"].as_array().expect("objects");
+        assert_eq!(objects.len(), 1, "radiususers?username={username}: {list}");
+        objects[0]["id"].as_i64().expect("id")
+    }
+
     /// [`AdminServer::start`] with more `serve` arguments (e.g.
     /// `--secret-file`, `--smtp-url`).
     pub fn start_with(env: &Env, db: &TestDb, name: &str, args: &[&str]) -> AdminServer {

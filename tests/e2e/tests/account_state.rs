@@ -41,16 +41,6 @@ fn prefix_batch(
     creds
 }
 
-/// The radiususers id of `username`, found through the API's filter.
-fn user_id(admin: &AdminServer, username: &str) -> i64 {
-    let list = admin
-        .get(&format!("/api/v1/radiususers/?username={username}"))
-        .expect(200);
-    let objects = list["objects"].as_array().expect("objects");
-    assert_eq!(objects.len(), 1, "radiususers?username={username}: {list}");
-    objects[0]["id"].as_i64().expect("id")
-}
-
 /// How often `needle` occurs in radiusd's log (the module's refusal lines
 /// name the account state: "<user>: account disabled (...)").
 fn log_count(rad: &Radiusd, needle: &str) -> usize {
@@ -211,7 +201,7 @@ fn profile_expiration_is_checked_at_login_time() {
     let creds = prefix_batch(&admin, "conference", "conf", 1, None);
     let (user, pw) = &creds[0];
     assert!(rad.pap(user, pw).is_accept());
-    let id = user_id(&admin, user);
+    let id = admin.user_id(user);
     let path = format!("/api/v1/radiususers/{id}/");
 
     // Expired a second ago: refused now, not at some later sweep.
@@ -255,7 +245,7 @@ fn user_disabled_through_the_api_is_rejected_and_accepted_again_when_enabled() {
     let (user, pw) = &creds[0];
     let (other, other_pw) = &creds[1];
     assert!(rad.pap(user, pw).is_accept());
-    let id = user_id(&admin, user);
+    let id = admin.user_id(user);
     let path = format!("/api/v1/radiususers/{id}/");
 
     // A one-time token obtained while active (used below while disabled).

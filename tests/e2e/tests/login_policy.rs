@@ -39,15 +39,6 @@ fn new_user(username: &str, password: &str) -> serde_json::Value {
     })
 }
 
-fn user_id(admin: &AdminServer, username: &str) -> i64 {
-    let list = admin
-        .get(&format!("/api/v1/radiususers/?username={username}"))
-        .expect(200);
-    list["objects"][0]["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no user {username}: {list}"))
-}
-
 /// Retries `f` until it holds or `limit` passes (a change reaches
 /// radiusd's cache through a notification, within milliseconds).
 fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -117,7 +108,7 @@ fn failures_from_both_doors_lock_and_the_api_unlocks() {
     admin
         .post("/api/v1/radiususers/", &new_user("locky", "locky-pw-1"))
         .expect(201);
-    let id = user_id(&admin, "locky");
+    let id = admin.user_id("locky");
 
     // Three wrong passwords over RADIUS (PAP and MS-CHAPv2), two over HTTP:
     // the default policy locks at five.

@@ -48,15 +48,6 @@ fn both_follow(rads: &[&Radiusd; 2], what: &str, user: &str, pw: &str, accept: b
     }
 }
 
-fn user_id(admin: &AdminServer, username: &str) -> i64 {
-    let list = admin
-        .get(&format!("/api/v1/radiususers/?username={username}"))
-        .expect(200);
-    list["objects"][0]["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no user {username}: {list}"))
-}
-
 #[test]
 fn a_change_through_either_door_reaches_both_hosts_within_a_second() {
     let env = e2e_env!();
@@ -77,7 +68,7 @@ fn a_change_through_either_door_reaches_both_hosts_within_a_second() {
             }),
         )
         .expect(201);
-    let path = format!("/api/v1/radiususers/{}/", user_id(&admin, "roamer"));
+    let path = format!("/api/v1/radiususers/{}/", admin.user_id("roamer"));
     let rads = [&a, &b];
     // Both hosts hold the user in memory: what follows must reach the
     // caches, not only the database.
