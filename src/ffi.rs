@@ -909,10 +909,11 @@ const FREERADIUS_SSL_EX_INDEX_MAX: std::ffi::c_int = 17;
 pub(crate) fn reserve_freeradius_ssl_ex_indices() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| loop {
-        // SAFETY: allocates an ex_data index with no callbacks and no
-        // argument pointer; thread-safe in OpenSSL >= 1.1.
-        let idx =
-            unsafe { openssl_sys::SSL_get_ex_new_index(0, std::ptr::null_mut(), None, None, None) };
+        let idx = {
+            // SAFETY: allocates an ex_data index with no callbacks and no
+            // argument pointer; thread-safe in OpenSSL >= 1.1.
+            unsafe { openssl_sys::SSL_get_ex_new_index(0, std::ptr::null_mut(), None, None, None) }
+        };
         if !(0..=FREERADIUS_SSL_EX_INDEX_MAX).contains(&idx) {
             break;
         }

@@ -20,7 +20,6 @@ use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -165,10 +164,13 @@ impl Core {
             .mode(0o600)
             .open(&lock_path)
             .map_err(|e| io_err("cannot open", &lock_path, e))?;
-        // SAFETY: flock on a descriptor this function owns; no memory is
-        // shared with the call.
-        let locked = unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked != 0 {
+        // Held until the file is closed, also released when the process dies.
+        if rustix::fs::flock(
+            &lock_file,
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        )
+        .is_err()
+        {
             return Err(format!(
                 "the journal directory {} is in use by another process (another radiusd, \
                  or another instance of this module with the same journal_dir)",
