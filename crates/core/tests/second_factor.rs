@@ -90,21 +90,25 @@ async fn failures(db: &TestDb, user: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// A radius-admin user with `password` and a TOTP second factor; its id.
+async fn totp_user(db: &TestDb, name: &str, password: &str) -> i64 {
+    let hash = radius_core::password::hash_password(password);
+    db.client
+        .query_one(
+            "INSERT INTO rlm_rust_user (username, password_hash, token_auth, token_type) \
+             VALUES ($1, $2, true, 'ftm') RETURNING id",
+            &[&name, &hash],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_codes_are_checked_once_and_wrong_ones_counted() {
     let db = TestDb::new("sf_totp").await;
     let secret = Secret::from_bytes(&[9u8; 32]).unwrap();
-    let hash = radius_core::password::hash_password("pw-totp");
-    let id: i64 = db
-        .client
-        .query_one(
-            "INSERT INTO rlm_rust_user (username, password_hash, token_auth, token_type) \
-             VALUES ('tina', $1, true, 'ftm') RETURNING id",
-            &[&hash],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let id = totp_user(&db, "tina", "pw-totp").await;
     // A stock-credential user with a second factor too.
     db.client
         .batch_execute(
@@ -316,17 +320,7 @@ async fn a_right_code_is_still_held_to_simultaneous_use() {
     // runs after authenticate.
     let db = TestDb::new("sf_simul").await;
     let secret = Secret::from_bytes(&[7u8; 32]).unwrap();
-    let hash = radius_core::password::hash_password("pw-una");
-    let id: i64 = db
-        .client
-        .query_one(
-            "INSERT INTO rlm_rust_user (username, password_hash, token_auth, token_type) \
-             VALUES ('una', $1, true, 'ftm') RETURNING id",
-            &[&hash],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let id = totp_user(&db, "una", "pw-una").await;
     db.client
         .batch_execute(
             "INSERT INTO radcheck (username, attribute, op, value) \
